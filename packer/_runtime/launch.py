@@ -1,0 +1,54 @@
+"""Start an archive's entry point, the way ``python -m`` or a console script would.
+
+Stdlib only and Python 3.9 syntax: this module is copied into every archive.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+from typing import Any, NoReturn
+
+__all__ = ["call_entry", "run_module_as_main"]
+
+
+def call_entry(spec: str) -> NoReturn:
+    """Import ``module:attr.path`` and exit with what calling it returns (console-script style)."""
+    module_name, _, attr_path = spec.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        target = getattr(target, part)
+    sys.exit(target())
+
+
+def run_module_as_main(name: str) -> None:
+    """Run module *name* (or package *name*'s ``__main__``) as ``__main__``, as ``python -m`` does.
+
+    Unlike ``runpy.run_module(alter_sys=True)`` this leaves ``sys.argv[0]`` naming the archive,
+    which is what a user typed and what programs print in their usage lines.
+    """
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ImportError("No module named %r" % name, name=name)
+    if spec.submodule_search_locations is not None:
+        # A package: run its __main__ submodule, as python -m does.
+        name = name + ".__main__"
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise ImportError("No module named %r" % name, name=name)
+    loader = spec.loader
+    if loader is None or not hasattr(loader, "get_code"):
+        raise ImportError("cannot run %r: its loader has no code" % name, name=name)
+    code = loader.get_code(name)
+    if code is None:
+        raise ImportError("cannot run %r: no code" % name, name=name)
+    main = types.ModuleType("__main__")
+    main.__file__ = spec.origin
+    main.__loader__ = loader
+    main.__package__ = spec.parent
+    main.__spec__ = spec
+    # multiprocessing's spawn start method re-imports __main__ in children by spec name.
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)

@@ -1,0 +1,161 @@
+"""The ``packer`` command line: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .builder import build as build_archive
+from .errors import PackerError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Failure(click.ClickException):
+    """An expected failure: ``packer: <message>`` on stderr, exit status 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"packer: {self.format_message()}", err=True)
+
+
+def _fail(error: PackerError) -> click.ClickException:
+    return _Failure(str(error))
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn packer's own errors into one line on stderr and exit status 1."""
+    try:
+        yield
+    except PackerError as error:
+        raise _fail(error) from None
+    except KeyboardInterrupt:
+        click.echo("packer: interrupted", err=True)
+        sys.exit(130)
+
+
+class _Progress:
+    """A progress bar on stderr that appears only when a build takes more than a moment."""
+
+    DELAY = 0.5
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or time.monotonic() - self.started < self.DELAY:
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        bar = "#" * filled + "-" * (width - filled)
+        click.echo(f"\r[{bar}] {done}/{total} members", nl=False, err=True)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="packer")
+def main() -> None:
+    """Turn a Python project folder into one runnable, reproducible .pyz (Phar for Python)."""
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Archive to write [default: SOURCE.pyz beside SOURCE].")
+@click.option("-m", "--entry", metavar="MOD[:FUNC]",
+              help="Entry point: 'pkg.mod:func' (exit status from its return) or 'pkg.mod' "
+                   "(run as python -m would) [default: SOURCE/__main__.py].")
+@click.option("-p", "--python", metavar="INTERP",
+              help="Interpreter for the shebang line [default: /usr/bin/env python3].")
+@click.option("--shebang/--no-shebang", default=None,
+              help="Write the shebang line and make the archive executable [default: yes].")
+@click.option("--requires-python", metavar="SPEC",
+              help="Python versions the archive accepts, checked first at start-up "
+                   "[default: SOURCE/pyproject.toml's requires-python].")
+@click.option("--compile/--no-compile", default=None,
+              help="Store bytecode for the building interpreter beside each module [default: yes].")
+@click.option("--compress/--no-compress", default=None,
+              help="Deflate members (incompressible ones are stored) [default: yes].")
+@click.option("--compression-level", type=click.IntRange(0, 9), metavar="0-9",
+              help="Deflate level [default: 6].")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="Pack only files matching a gitignore-style GLOB (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Leave out files and folders matching a gitignore-style GLOB (repeatable).")
+@click.option("--gitignore/--no-gitignore", default=None,
+              help="Leave out what .gitignore files ignore [default: yes].")
+@click.option("--follow-symlinks", is_flag=True, default=None,
+              help="Pack what symlinks leading outside SOURCE point to, instead of refusing.")
+@click.option("--config", type=click.Path(path_type=Path),
+              help="Read options from this TOML file instead of SOURCE/pyproject.toml.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("-v", "--verbose", is_flag=True, help="List every member written.")
+def build(
+    source: Path,
+    output: Path | None,
+    entry: str | None,
+    python: str | None,
+    shebang: bool | None,
+    requires_python: str | None,
+    compile: bool | None,
+    compress: bool | None,
+    compression_level: int | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    gitignore: bool | None,
+    follow_symlinks: bool | None,
+    config: Path | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Pack the folder SOURCE into a runnable .pyz archive."""
+    progress = _Progress(enabled=not quiet)
+    with _errors():
+        try:
+            result = build_archive(
+                source,
+                output,
+                entry=entry,
+                python=python,
+                shebang=shebang,
+                requires_python=requires_python,
+                compile=compile,
+                compress=compress,
+                compression_level=compression_level,
+                include=include or None,
+                exclude=exclude or None,
+                gitignore=gitignore,
+                follow_symlinks=follow_symlinks,
+                config=config,
+                progress=progress,
+            )
+        finally:
+            progress.close()
+    for warning in result.warnings:
+        click.echo(f"packer: warning: {warning}", err=True)
+    if verbose:
+        for name in result.names:
+            click.echo(f"  {name}")
+    if not quiet:
+        click.echo(result.summary())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

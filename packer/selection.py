@@ -1,0 +1,245 @@
+"""Walk a source folder and decide which files go into the archive."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SourceError
+from .patterns import Pattern, PatternList, parse_gitignore
+
+__all__ = ["JUNK_DIRS", "JUNK_FILES", "Patterns", "Selection", "SourceFile", "select_files"]
+
+#: Folders never packed: version control, bytecode and tool caches.
+JUNK_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".bzr",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".tox",
+        ".nox",
+        ".idea",
+        ".vscode",
+    }
+)
+
+#: Files never packed: bytecode, OS litter, editor backups and swap files.
+JUNK_FILES = (
+    "*.pyc",
+    "*.pyo",
+    ".DS_Store",
+    "Thumbs.db",
+    "*~",
+    ".*.swp",
+    ".*.swo",
+    ".#*",
+    "#*#",
+    "*.orig",
+    "*.rej",
+)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file chosen for the archive: its member name and where to read it."""
+
+    name: str
+    path: Path
+    executable: bool
+
+
+@dataclass
+class Selection:
+    """The result of a walk: files in member-name order and what was passed over."""
+
+    root: Path
+    files: list[SourceFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def names(self) -> set[str]:
+        return {item.name for item in self.files}
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """What the user asked to include and exclude, and whether ``.gitignore`` counts."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    use_gitignore: bool = True
+
+    def selects(self, root: Path, rel: str) -> bool:
+        """Whether a file at *rel* (POSIX, relative to *root*) would be packed, were it there."""
+        rules = _Rules(self, root)
+        parts = rel.split("/")
+        for depth, name in enumerate(parts[:-1]):
+            rules.enter(root, "/".join(parts[:depth]))
+            if not rules.dir_wanted("/".join(parts[: depth + 1]), name):
+                return False
+        rules.enter(root, "/".join(parts[:-1]))
+        return rules.file_wanted(rel, parts[-1])
+
+
+class _Rules:
+    """Everything that decides whether one relative path is packed."""
+
+    def __init__(self, patterns: Patterns, root: Path) -> None:
+        self.include = PatternList([p for p in map(Pattern.compile, patterns.include) if p])
+        self.exclude = PatternList([p for p in map(Pattern.compile, patterns.exclude) if p])
+        self.use_gitignore = patterns.use_gitignore
+        self.gitignore = PatternList(_outer_gitignore(root) if patterns.use_gitignore else [])
+        self._entered: set[str] = set()
+
+    def enter(self, root: Path, rel: str) -> None:
+        """Take in the ``.gitignore`` of folder *rel*, once."""
+        if self.use_gitignore and rel not in self._entered:
+            self._entered.add(rel)
+            self.gitignore.extend(_read_rules(root / rel / ".gitignore" if rel else root / ".gitignore", rel))
+
+    def dir_wanted(self, rel: str, name: str) -> bool:
+        if name in JUNK_DIRS:
+            return False
+        return not (self.gitignore.matches(rel, True) or self.exclude.matches(rel, True))
+
+    def file_wanted(self, rel: str, name: str) -> bool:
+        if any(fnmatch.fnmatchcase(name, junk) for junk in JUNK_FILES):
+            return False
+        if self.gitignore.matches(rel, False) or self.exclude.matches(rel, False):
+            return False
+        return not self.include or self.include.matches(rel, False)
+
+
+def select_files(
+    source: Path,
+    *,
+    patterns: Patterns = Patterns(),
+    follow_symlinks: bool = False,
+    skip: Callable[[Path], bool] = lambda path: False,
+) -> Selection:
+    """Walk *source* and return the files to pack, sorted by member name.
+
+    Raises SourceError for what cannot be packed faithfully: a missing or non-folder source,
+    a broken symlink, a symlink leading outside *source* (unless *follow_symlinks*), a file
+    name that is not UTF-8. Fifos, sockets and devices are skipped with a warning. *skip* is
+    asked about every resolved path and keeps the output (and its temporary file) out.
+    """
+    if not source.exists():
+        raise SourceError(f"{source}: no such folder")
+    if not source.is_dir():
+        raise SourceError(f"{source}: not a folder")
+    root = source.resolve()
+    rules = _Rules(patterns, root)
+    selection = Selection(root)
+    _walk(root, "", rules, follow_symlinks, skip, selection, {root})
+    selection.files.sort(key=lambda item: item.name)
+    if not selection.files:
+        raise SourceError(f"{source}: nothing to pack (the folder is empty or everything is excluded)")
+    return selection
+
+
+def _outer_gitignore(root: Path) -> list[Pattern]:
+    """Rules from ``.gitignore`` files above *root*, up to its git work tree's top, rebased."""
+    top = next((p for p in [root, *root.parents] if (p / ".git").exists()), None)
+    if top is None or top == root:
+        patterns: list[Pattern] = []
+        if top is not None:
+            patterns.extend(_read_rules(top / ".git" / "info" / "exclude", ""))
+        return patterns
+    found: list[Pattern] = []
+    prefix = root.relative_to(top).as_posix()
+    levels = [top, *reversed([p for p in root.parents if p != top and top in p.parents])]
+    sources = [(top / ".git" / "info" / "exclude", top)] + [(p / ".gitignore", p) for p in levels]
+    for file, folder in sources:
+        base = folder.relative_to(top).as_posix()
+        for pattern in _read_rules(file, "" if base == "." else base):
+            found.append(_rebase(pattern, prefix))
+    return found
+
+
+def _rebase(pattern: Pattern, prefix: str) -> Pattern:
+    """Re-express a pattern from above the source folder for paths relative to the source."""
+    return dataclasses.replace(pattern, prefix=prefix)
+
+
+def _read_rules(file: Path, base: str) -> list[Pattern]:
+    try:
+        if file.is_file():
+            return parse_gitignore(file, base)
+    except OSError as exc:
+        raise SourceError(f"{file}: cannot read: {exc.strerror}") from None
+    return []
+
+
+def _walk(
+    folder: Path,
+    rel: str,
+    rules: _Rules,
+    follow_symlinks: bool,
+    skip: Callable[[Path], bool],
+    selection: Selection,
+    seen: set[Path],
+) -> None:
+    rules.enter(selection.root, rel)
+    if rel and (folder / "pyvenv.cfg").is_file():
+        selection.skipped.append(rel + "/")
+        return  # a virtual environment: never part of an application
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise SourceError(f"{folder}: cannot list folder: {exc.strerror}") from None
+    for entry in entries:
+        name = entry.name
+        path = Path(entry.path)
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(entry.path).decode("utf-8", "backslashreplace")
+            raise SourceError(f"{shown}: file name is not valid UTF-8") from None
+        child = f"{rel}/{name}" if rel else name
+        try:
+            st = os.stat(path)  # follows links
+        except FileNotFoundError:
+            if entry.is_symlink():
+                raise SourceError(f"{path}: broken symbolic link") from None
+            raise SourceError(f"{path}: vanished while walking") from None
+        except OSError as exc:
+            raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
+        real = path.resolve()
+        if skip(real):
+            continue
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if is_dir and not rules.dir_wanted(child, name):
+            selection.skipped.append(child + "/")
+            continue
+        if not is_dir and not stat.S_ISREG(st.st_mode):
+            selection.warnings.append(f"{path}: skipped: not a regular file (fifo, socket or device)")
+            continue
+        if not is_dir and not rules.file_wanted(child, name):
+            selection.skipped.append(child)
+            continue
+        if entry.is_symlink() and not real.is_relative_to(selection.root) and not follow_symlinks:
+            raise SourceError(
+                f"{path}: symbolic link leads outside the source folder "
+                "(use --follow-symlinks to pack what it points to)"
+            )
+        if is_dir:
+            if real in seen:
+                raise SourceError(f"{path}: symbolic link loop")
+            _walk(path, child, rules, follow_symlinks, skip, selection, seen | {real})
+            continue
+        if not os.access(path, os.R_OK):
+            raise SourceError(f"{path}: cannot read: permission denied")
+        executable = bool(st.st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))
+        selection.files.append(SourceFile(child, path, executable))
