@@ -28,7 +28,13 @@ from ._runtime.layout import (
     STUB_NAME,
 )
 from ._version import __version__
-from .config import DEFAULT_INTERPRETER, DEFAULT_LEVEL, Options, load_config, project_requires_python
+from .config import (
+    DEFAULT_INTERPRETER,
+    DEFAULT_LEVEL,
+    Options,
+    load_config,
+    project_requires_python,
+)
 from .entry import EntryPoint, parse_entry
 from .errors import BuildError, ConfigError, EntryPointError, SourceError
 from .pyversion import parse_requires_python
@@ -226,8 +232,7 @@ def _plan(src: Path, out: Path, options: Options) -> _Plan:
         entry_text = STUB_NAME
     else:
         raise EntryPointError(
-            f"{src}: no entry point: give --entry module:function (or module), "
-            f"or add a {STUB_NAME}"
+            f"{src}: no entry point: give --entry module:function (or module), or add a {STUB_NAME}"
         )
     requires = options.requires_python
     clauses = parse_requires_python(requires) if requires else ()
@@ -236,7 +241,11 @@ def _plan(src: Path, out: Path, options: Options) -> _Plan:
 
 
 def _is_our_temp(path: Path, out: Path) -> bool:
-    return path.parent == out.parent and path.name.startswith(f".{out.name}.") and path.name.endswith(".tmp")
+    return (
+        path.parent == out.parent
+        and path.name.startswith(f".{out.name}.")
+        and path.name.endswith(".tmp")
+    )
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -307,8 +316,10 @@ def _bytecode(name: str, source: bytes) -> bytes | None:
 def _write(
     plan: _Plan, out: Path, options: Options, progress: Progress | None
 ) -> tuple[list[str], int, str, str]:
-    level = None if options.compress is False else (
-        options.compression_level if options.compression_level is not None else DEFAULT_LEVEL
+    level = (
+        None
+        if options.compress is False
+        else (options.compression_level if options.compression_level is not None else DEFAULT_LEVEL)
     )
     epoch = _source_date_epoch()
     interpreter = options.python if options.python is not None else DEFAULT_INTERPRETER
@@ -316,7 +327,10 @@ def _write(
     prefix = _shebang(interpreter) if with_shebang else b""
     jobs = _jobs(plan, options)
     warnings = plan.warnings
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise BuildError(f"{out}: cannot write in {out.parent}: {exc.strerror}") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fp:
@@ -324,8 +338,7 @@ def _write(
             entries: dict[str, dict[str, object]] = {}
             stored = 0
             folders_written: set[str] = set()
-            done = 0
-            for job, members in _in_order(jobs, level):
+            for done, (job, members) in enumerate(_in_order(jobs, level), start=1):
                 if job.compile and len(members) == 1:
                     warnings.append(f"{job.name}: not compiled (syntax error); shipped as source")
                 for member in members:
@@ -336,11 +349,11 @@ def _write(
                     writer.add(member)
                     entries[member.name] = {"sha256": member.sha256, "size": member.size}
                     stored += member.size
-                done += 1
                 if progress is not None:
                     progress(done, len(jobs))
-            manifest, build_id = _manifest(plan, options, interpreter if with_shebang else None,
-                                           epoch, entries)
+            manifest, build_id = _manifest(
+                plan, options, interpreter if with_shebang else None, epoch, entries
+            )
             for folder in _parents(MANIFEST_NAME):
                 if folder not in folders_written:
                     folders_written.add(folder)
@@ -348,13 +361,15 @@ def _write(
             manifest_member = prepare(MANIFEST_NAME, manifest, FILE_MODE, level)
             writer.add(manifest_member)
             stored += manifest_member.size
-            digest = writer.finish(
-                lambda d: format_comment({"sha256": d}), order=lambda name: name
-            )
+            digest = writer.finish(lambda d: format_comment({"sha256": d}))
             fp.flush()
             os.fsync(fp.fileno())
         os.chmod(tmp, _output_mode(with_shebang))
         os.replace(tmp, out)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise BuildError(f"{out}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -429,7 +444,9 @@ def _source_date_epoch() -> int:
     try:
         return int(value)
     except ValueError:
-        raise ConfigError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, not {value!r}") from None
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH must be whole seconds since 1970, not {value!r}"
+        ) from None
 
 
 def _shebang(interpreter: str) -> bytes:

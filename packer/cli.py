@@ -77,34 +77,80 @@ def main() -> None:
 
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Archive to write [default: SOURCE.pyz beside SOURCE].")
-@click.option("-m", "--entry", metavar="MOD[:FUNC]",
-              help="Entry point: 'pkg.mod:func' (exit status from its return) or 'pkg.mod' "
-                   "(run as python -m would) [default: SOURCE/__main__.py].")
-@click.option("-p", "--python", metavar="INTERP",
-              help="Interpreter for the shebang line [default: /usr/bin/env python3].")
-@click.option("--shebang/--no-shebang", default=None,
-              help="Write the shebang line and make the archive executable [default: yes].")
-@click.option("--requires-python", metavar="SPEC",
-              help="Python versions the archive accepts, checked first at start-up "
-                   "[default: SOURCE/pyproject.toml's requires-python].")
-@click.option("--compile/--no-compile", default=None,
-              help="Store bytecode for the building interpreter beside each module [default: yes].")
-@click.option("--compress/--no-compress", default=None,
-              help="Deflate members (incompressible ones are stored) [default: yes].")
-@click.option("--compression-level", type=click.IntRange(0, 9), metavar="0-9",
-              help="Deflate level [default: 6].")
-@click.option("--include", multiple=True, metavar="GLOB",
-              help="Pack only files matching a gitignore-style GLOB (repeatable).")
-@click.option("--exclude", multiple=True, metavar="GLOB",
-              help="Leave out files and folders matching a gitignore-style GLOB (repeatable).")
-@click.option("--gitignore/--no-gitignore", default=None,
-              help="Leave out what .gitignore files ignore [default: yes].")
-@click.option("--follow-symlinks", is_flag=True, default=None,
-              help="Pack what symlinks leading outside SOURCE point to, instead of refusing.")
-@click.option("--config", type=click.Path(path_type=Path),
-              help="Read options from this TOML file instead of SOURCE/pyproject.toml.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Archive to write [default: SOURCE.pyz beside SOURCE].",
+)
+@click.option(
+    "-m",
+    "--entry",
+    metavar="MOD[:FUNC]",
+    help="Entry point: 'pkg.mod:func' (exit status from its return) or 'pkg.mod' "
+    "(run as python -m would) [default: SOURCE/__main__.py].",
+)
+@click.option(
+    "-p",
+    "--python",
+    metavar="INTERP",
+    help="Interpreter for the shebang line [default: /usr/bin/env python3].",
+)
+@click.option(
+    "--shebang/--no-shebang",
+    default=None,
+    help="Write the shebang line and make the archive executable [default: yes].",
+)
+@click.option(
+    "--requires-python",
+    metavar="SPEC",
+    help="Python versions the archive accepts, checked first at start-up "
+    "[default: SOURCE/pyproject.toml's requires-python].",
+)
+@click.option(
+    "--compile/--no-compile",
+    default=None,
+    help="Store bytecode for the building interpreter beside each module [default: yes].",
+)
+@click.option(
+    "--compress/--no-compress",
+    default=None,
+    help="Deflate members (incompressible ones are stored) [default: yes].",
+)
+@click.option(
+    "--compression-level",
+    type=click.IntRange(0, 9),
+    metavar="0-9",
+    help="Deflate level [default: 6].",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Pack only files matching a gitignore-style GLOB (repeatable).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out files and folders matching a gitignore-style GLOB (repeatable).",
+)
+@click.option(
+    "--gitignore/--no-gitignore",
+    default=None,
+    help="Leave out what .gitignore files ignore [default: yes].",
+)
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    default=None,
+    help="Pack what symlinks leading outside SOURCE point to, instead of refusing.",
+)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Read options from this TOML file instead of SOURCE/pyproject.toml.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("-v", "--verbose", is_flag=True, help="List every member written.")
 def build(

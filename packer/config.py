@@ -9,7 +9,13 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_INTERPRETER", "DEFAULT_LEVEL", "Options", "load_config", "project_requires_python"]
+__all__ = [
+    "DEFAULT_INTERPRETER",
+    "DEFAULT_LEVEL",
+    "Options",
+    "load_config",
+    "project_requires_python",
+]
 
 DEFAULT_INTERPRETER = "/usr/bin/env python3"
 #: Chosen by measurement (docs/format.md, "Compression"): start-up is the same as with level 9
@@ -71,6 +77,7 @@ def load_config(file: Path, *, table_required: bool = False) -> Options:
     gives empty options.
     """
     data = _read_toml(file)
+    table: Any
     if "tool" in data or file.name == "pyproject.toml":
         tool = data.get("tool", {})
         table = tool.get("packer") if isinstance(tool, dict) else None
@@ -89,9 +96,9 @@ def load_config(file: Path, *, table_required: bool = False) -> Options:
         if kind is None:
             known = ", ".join(sorted(_KEYS))
             raise ConfigError(f"{where}: unknown key {key!r} (known keys: {known})")
-        if isinstance(value, bool) and kind is int or not isinstance(value, kind):
+        if (isinstance(value, bool) and kind is int) or not isinstance(value, kind):
             raise ConfigError(f"{where}: {key} must be {_describe(kind)}, not {value!r}")
-        if kind is list:
+        if isinstance(value, list):
             if not all(isinstance(item, str) for item in value):
                 raise ConfigError(f"{where}: {key} must be a list of strings")
             value = tuple(value)

@@ -42,7 +42,9 @@ class EntryPoint:
         candidates = [f"{base}.py", f"{base}/__init__.py"]
         found = next((name for name in candidates if read_member(name) is not None), None)
         if found is None:
-            raise EntryPointError(f"entry point {self.value!r}: module {self.module!r} is not in {where}")
+            raise EntryPointError(
+                f"entry point {self.value!r}: module {self.module!r} is not in {where}"
+            )
         if self.kind == MODULE:
             if found.endswith("/__init__.py") and read_member(f"{base}/__main__.py") is None:
                 raise EntryPointError(
@@ -117,7 +119,5 @@ def _binds(node: ast.stmt, name: str) -> bool:
             targets = [item.optional_vars for item in node.items if item.optional_vars]
         else:
             targets = [node.target]
-        return any(
-            isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)
-        )
+        return any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t))
     return False

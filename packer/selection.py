@@ -106,7 +106,9 @@ class _Rules:
         """Take in the ``.gitignore`` of folder *rel*, once."""
         if self.use_gitignore and rel not in self._entered:
             self._entered.add(rel)
-            self.gitignore.extend(_read_rules(root / rel / ".gitignore" if rel else root / ".gitignore", rel))
+            self.gitignore.extend(
+                _read_rules(root / rel / ".gitignore" if rel else root / ".gitignore", rel)
+            )
 
     def dir_wanted(self, rel: str, name: str) -> bool:
         if name in JUNK_DIRS:
@@ -145,7 +147,9 @@ def select_files(
     _walk(root, "", rules, follow_symlinks, skip, selection, {root})
     selection.files.sort(key=lambda item: item.name)
     if not selection.files:
-        raise SourceError(f"{source}: nothing to pack (the folder is empty or everything is excluded)")
+        raise SourceError(
+            f"{source}: nothing to pack (the folder is empty or everything is excluded)"
+        )
     return selection
 
 
@@ -224,7 +228,9 @@ def _walk(
             selection.skipped.append(child + "/")
             continue
         if not is_dir and not stat.S_ISREG(st.st_mode):
-            selection.warnings.append(f"{path}: skipped: not a regular file (fifo, socket or device)")
+            selection.warnings.append(
+                f"{path}: skipped: not a regular file (fifo, socket or device)"
+            )
             continue
         if not is_dir and not rules.file_wanted(child, name):
             selection.skipped.append(child)

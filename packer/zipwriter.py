@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-__all__ = ["DIR_MODE", "FILE_MODE", "EXEC_MODE", "Member", "ZipWriter", "dos_datetime", "prepare"]
+__all__ = ["DIR_MODE", "EXEC_MODE", "FILE_MODE", "Member", "ZipWriter", "dos_datetime", "prepare"]
 
 DEFLATED = 8
 STORED = 0
@@ -129,19 +129,21 @@ class ZipWriter:
         self._write(header + name + extra)
         self._write(member.payload)
 
-    def finish(self, comment: Callable[[str], bytes], order: Callable[[str], object]) -> str:
-        """Write the central directory (sorted by *order*) and end records; return the digest.
+    def finish(self, comment: Callable[[str], bytes]) -> str:
+        """Write the central directory (sorted by name) and end records; return the digest.
 
         *comment* turns the body digest into the zip comment.
         """
         start = self._offset
-        for item in sorted(self._written, key=lambda w: order(w.member.name)):
+        for item in sorted(self._written, key=lambda w: w.member.name):
             self._write(self._central(item))
         size = self._offset - start
         count = len(self._written)
         if count >= _MAX16 or start >= _MAX32 or size >= _MAX32:
             end64 = self._offset
-            self._write(_END64.pack(b"PK\x06\x06", 44, _MADE_BY, 45, 0, 0, count, count, size, start))
+            self._write(
+                _END64.pack(b"PK\x06\x06", 44, _MADE_BY, 45, 0, 0, count, count, size, start)
+            )
             self._write(_LOCATOR64.pack(b"PK\x06\x07", 0, end64, 1))
             count, size, start = min(count, _MAX16), min(size, _MAX32), min(start, _MAX32)
         self._write(_END.pack(b"PK\x05\x06", 0, 0, count, count, size, start))
@@ -172,9 +174,24 @@ class ZipWriter:
         external = (member.mode & 0xFFFF) << 16 | (_MSDOS_DIR if member.is_dir else 0)
         return (
             _CENTRAL.pack(
-                b"PK\x01\x02", _MADE_BY, needed, flags, member.method, self._time, self._date,
-                member.crc, packed, size, len(name), len(extra), 0, 0, 0, external, offset,
-            )  # fmt: skip
+                b"PK\x01\x02",
+                _MADE_BY,
+                needed,
+                flags,
+                member.method,
+                self._time,
+                self._date,
+                member.crc,
+                packed,
+                size,
+                len(name),
+                len(extra),
+                0,
+                0,
+                0,
+                external,
+                offset,
+            )
             + name
             + extra
         )

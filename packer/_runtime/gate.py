@@ -8,14 +8,16 @@ Keep this function in the plainest syntax: no annotations, f-strings or keyword-
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Tuple
 
 Clause = Tuple[str, Tuple[int, ...], bool]
 
 __all__ = ["python_supported"]
 
 
-def python_supported(clauses, have):  # type: (Sequence[Clause], Tuple[int, ...]) -> bool
+def python_supported(clauses, have):
+    # type: (list[tuple[str, tuple[int, ...], bool]], tuple[int, ...]) -> bool
+    """Whether version *have* meets every ``(op, version, wildcard)`` clause."""
     for op, want, wildcard in clauses:
         if wildcard:
             equal = tuple(have[: len(want)]) == tuple(want)

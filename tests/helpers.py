@@ -1,0 +1,107 @@
+"""Helpers for the tests: generate trees, run archives and the CLI in subprocesses."""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+Tree = Mapping[str, "str | bytes"]
+
+
+def write_tree(root: Path, files: Tree) -> Path:
+    """Create *files* (relative name -> text or bytes) under *root*; return *root*."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for running an archive: no PYTHONPATH, nothing of packer's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PACKER_"))}
+    env.update(extra)
+    return env
+
+
+def run(
+    args: list[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [os.fspath(a) for a in args],
+        cwd=cwd,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def packer_cli(
+    *args: str | os.PathLike[str], cwd: Path | None = None, **env_extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m packer`` from this checkout in a subprocess."""
+    env = clean_env(PYTHONPATH=str(REPO), **env_extra)
+    return run([sys.executable, "-m", "packer", *args], cwd=cwd, env=env)
+
+
+@functools.cache
+def other_interpreters() -> tuple[tuple[str, tuple[int, int]], ...]:
+    """Every CPython 3.9+ on the machine other than this one, as (path, (major, minor)).
+
+    pyenv keeps them in its versions folder (its python3.X shims run only the global version,
+    so the binaries are called by path); the system's own /usr/bin/python3.X count too.
+    """
+    roots = [os.environ.get("PYENV_ROOT", ""), os.path.expanduser("~/.pyenv")]
+    candidates = set(glob.glob("/usr/bin/python3.*[0-9]"))
+    for root in filter(None, roots):
+        candidates.update(glob.glob(os.path.join(root, "versions", "*", "bin", "python3")))
+    found: dict[tuple[int, int], str] = {}
+    mine = os.path.realpath(sys.executable)
+    for path in sorted(candidates):
+        if os.path.realpath(path) == mine:
+            continue
+        try:
+            out = subprocess.run(
+                [
+                    path,
+                    "-I",
+                    "-c",
+                    "import sys, platform;"
+                    "print(platform.python_implementation(), *sys.version_info[:2])",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            ).stdout.split()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if len(out) == 3 and out[0] == "CPython":
+            version = (int(out[1]), int(out[2]))
+            if version >= (3, 9) and version != sys.version_info[:2]:
+                found.setdefault(version, path)
+    return tuple((path, version) for version, path in sorted(found.items()))
+
+
+@functools.cache
+def old_interpreters() -> tuple[str, ...]:
+    """Interpreters older than 3.9 (pyenv), for the wrong-interpreter message."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    return tuple(sorted(glob.glob(os.path.join(root, "versions", "3.[5-8].*", "bin", "python3"))))

@@ -1,0 +1,268 @@
+"""End to end: build real archives and run them in subprocesses, the way a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import clean_env, other_interpreters, packer_cli, run
+
+APP = {
+    "pkg/__init__.py": "",
+    "pkg/cli.py": (
+        "import sys\n\n"
+        "def main():\n"
+        "    print('callable', sys.argv[1:], sys.argv[0].endswith('.pyz'))\n"
+        "    return int(sys.argv[1]) if sys.argv[1:] and sys.argv[1].isdigit() else 0\n"
+    ),
+    "pkg/tool.py": (
+        "import sys\n\n"
+        "def work():\n    return 'worked'\n\n"
+        "if __name__ == '__main__':\n"
+        "    print('module', work(), sys.argv[1:], __spec__.name)\n"
+    ),
+    "runner/__init__.py": "",
+    "runner/__main__.py": "import sys\nprint('package main', sys.argv[1:])\n",
+}
+
+
+def build(src: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = packer_cli("build", src, "-o", out, *args)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def app(make_tree: Callable[..., Path]) -> Path:
+    return make_tree(APP)
+
+
+def test_callable_entry_runs_by_shebang_and_with_python(app: Path, tmp_path: Path) -> None:
+    out = tmp_path / "app.pyz"
+    proc = build(app, out, "-m", "pkg.cli:main")
+    assert "app.pyz:" in proc.stdout and "members" in proc.stdout
+    assert os.access(out, os.X_OK)
+    direct = run([out, "7", "x"], cwd=tmp_path)
+    assert direct.returncode == 7, direct.stderr
+    assert direct.stdout == "callable ['7', 'x'] True\n"
+    with_python = run([sys.executable, out, "a"])
+    assert (with_python.returncode, with_python.stdout) == (0, "callable ['a'] True\n")
+
+
+def test_module_entry_runs_as_python_m_would(app: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tool.pyz"
+    build(app, out, "-m", "pkg.tool")
+    proc = run([out, "arg"])
+    assert (proc.returncode, proc.stdout) == (0, "module worked ['arg'] pkg.tool\n"), proc.stderr
+    out2 = tmp_path / "runner.pyz"
+    build(app, out2, "-m", "runner")
+    proc = run([out2, "b"])
+    assert (proc.returncode, proc.stdout) == (0, "package main ['b']\n"), proc.stderr
+
+
+def test_source_main_is_the_default_entry(make_tree: Callable[..., Path], tmp_path: Path) -> None:
+    src = make_tree(
+        {
+            "__main__.py": (
+                "import sys\nfrom helper import name\nprint(name, __name__, sys.argv[1:])\n"
+            ),
+            "helper.py": "name = 'helper'\n",
+        }
+    )
+    out = tmp_path / "main.pyz"
+    build(src, out)
+    proc = run([out, "z"])
+    assert (proc.returncode, proc.stdout) == (0, "helper __main__ ['z']\n"), proc.stderr
+
+
+def test_exceptions_in_the_app_show_a_normal_traceback(
+    make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    src = make_tree({"boom.py": "def main():\n    raise RuntimeError('kaboom')\n"})
+    out = tmp_path / "boom.pyz"
+    build(src, out, "-m", "boom:main")
+    proc = run([out])
+    assert proc.returncode == 1
+    assert "RuntimeError: kaboom" in proc.stderr
+    assert "raise RuntimeError('kaboom')" in proc.stderr, (
+        "source line shown from inside the archive"
+    )
+
+
+def test_custom_interpreter_line(app: Path, tmp_path: Path) -> None:
+    out = tmp_path / "app.pyz"
+    build(app, out, "-m", "pkg.cli:main", "-p", sys.executable)
+    assert out.read_bytes().startswith(b"#!" + sys.executable.encode() + b"\n")
+    proc = run([out, "3"])
+    assert proc.returncode == 3, proc.stderr
+
+
+def test_no_shebang_gives_a_plain_zip_that_python_runs(app: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plain.pyz"
+    build(app, out, "-m", "pkg.cli:main", "--no-shebang")
+    assert out.read_bytes()[:4] == b"PK\x03\x04"
+    assert not os.access(out, os.X_OK)
+    proc = run([sys.executable, out])
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bytecode_is_used_not_recompiled(app: Path, tmp_path: Path) -> None:
+    out = tmp_path / "app.pyz"
+    build(app, out, "-m", "pkg.cli:main")
+    proc = run([sys.executable, "-vv", out])
+    assert proc.returncode == 0
+    tried = proc.stderr.splitlines()
+    # zipimport tries the .pyc first and stops there when it is valid.
+    assert f"# trying {out}/pkg/cli.pyc" in tried
+    assert f"# trying {out}/pkg/cli.py" not in tried
+
+
+def test_requires_python_refusal_is_one_clear_line(app: Path, tmp_path: Path) -> None:
+    out = tmp_path / "future.pyz"
+    build(app, out, "-m", "pkg.cli:main", "--requires-python", ">=3.99")
+    proc = run([out])
+    assert proc.returncode == 1
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert (
+        proc.stderr
+        == f"future.pyz: requires Python >=3.99, but this is Python {version} ({sys.executable})\n"
+        or (
+            proc.stderr.startswith("future.pyz: requires Python >=3.99, but this is Python ")
+            and proc.stderr.count("\n") == 1
+        )
+    )
+    assert proc.stdout == ""
+
+
+def test_runs_on_every_other_python(app: Path, tmp_path: Path) -> None:
+    interpreters = other_interpreters()
+    if not interpreters:
+        pytest.skip("no other CPython 3.9+ on this machine")
+    out = tmp_path / "app.pyz"
+    build(app, out, "-m", "pkg.cli:main")
+    for python, version in interpreters:
+        proc = run([python, out, "5"])
+        assert (proc.returncode, proc.stdout) == (5, "callable ['5'] True\n"), (
+            version,
+            proc.stderr,
+        )
+        proc = run([python, "-vv", out], timeout=60)
+        # Another interpreter cannot use this one's bytecode: it falls back to the source.
+        assert f"# trying {out}/pkg/cli.py\n" in proc.stderr, version
+
+
+def test_too_old_python_refused_by_the_runtime_floor(app: Path, tmp_path: Path) -> None:
+    interpreters = [(p, v) for p, v in other_interpreters() if v < (3, 11)]
+    if not interpreters:
+        pytest.skip("no CPython 3.9/3.10 on this machine")
+    out = tmp_path / "new.pyz"
+    build(app, out, "-m", "pkg.cli:main", "--requires-python", ">=3.11")
+    for python, version in interpreters:
+        proc = run([python, out])
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("new.pyz: requires Python >=3.11, but this is Python 3."), (
+            version
+        )
+        assert "Traceback" not in proc.stderr
+
+
+def test_archive_lists_cleanly_with_unzip_and_zipfile(app: Path, tmp_path: Path) -> None:
+    out = tmp_path / "app.pyz"
+    build(app, out, "-m", "pkg.cli:main")
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None
+        names = zf.namelist()
+    if shutil.which("unzip") is None:
+        pytest.skip("unzip is not installed")
+    listing = run(["unzip", "-l", out])
+    assert listing.returncode == 0, listing.stderr
+    for name in names:
+        assert name in listing.stdout
+    tested = run(["unzip", "-t", out])
+    assert tested.returncode == 0
+    assert "No errors detected" in tested.stdout
+    assert "extra bytes" not in tested.stdout + tested.stderr
+
+
+def test_disk_full_mid_write_leaves_no_output_and_keeps_the_old_one(
+    make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    src = make_tree({**APP, "blob.bin": os.urandom(2_000_000)})
+    out = tmp_path / "out" / "app.pyz"
+    out.parent.mkdir()
+    out.write_bytes(b"previous build")
+    # A real write failure: the file size limit makes writes past 200 kB fail with EFBIG.
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
+        "from packer.cli import main\n"
+        "main(['build', sys.argv[1], '-o', sys.argv[2], '-m', 'pkg.cli:main'])\n"
+    )
+    from helpers import REPO
+
+    proc = run([sys.executable, "-c", code, src, out], env=clean_env(PYTHONPATH=str(REPO)))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"packer: {out}: cannot write: File too large")
+    assert "Traceback" not in proc.stderr
+    assert out.read_bytes() == b"previous build"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["app.pyz"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_build_leaves_nothing_behind(
+    make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes] = {"main.py": "print('x')\n"}
+    for i in range(40):
+        files[f"data/blob{i}.bin"] = os.urandom(1_000_000)
+    src = make_tree(files)
+    out = tmp_path / "out" / "app.pyz"
+    out.parent.mkdir()
+    out.write_bytes(b"previous build")
+    from helpers import REPO
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "packer",
+            "build",
+            str(src),
+            "-o",
+            str(out),
+            "-m",
+            "main",
+            "--compression-level",
+            "9",
+        ],
+        env=clean_env(PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        # Wait for the temporary file to appear: the build is then writing.
+        while not any(p.name.endswith(".tmp") for p in out.parent.iterdir()):
+            assert proc.poll() is None, "build finished before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr
+    assert out.read_bytes() == b"previous build"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["app.pyz"]
