@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
-import marshal
 import os
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +32,11 @@ from .config import (
 )
 from .entry import EntryPoint, parse_entry
 from .errors import BuildError, ConfigError, EntryPointError, SourceError
+from .producer import Job, produce_in_order
 from .pyversion import parse_requires_python
 from .selection import Patterns, Selection, select_files
 from .stub import render_stub
-from .zipwriter import EXEC_MODE, FILE_MODE, Member, ZipWriter, directory, prepare
+from .zipwriter import EXEC_MODE, FILE_MODE, ZipWriter, directory, prepare
 
 __all__ = ["BuildResult", "build"]
 
@@ -93,6 +89,7 @@ def build(
     exclude: Iterable[str] | None = None,
     gitignore: bool | None = None,
     follow_symlinks: bool | None = None,
+    jobs: int | None = None,
     config: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
@@ -100,8 +97,10 @@ def build(
 
     Every keyword not given (None) comes from *config* when given, else from
     ``[tool.packer]`` in *source*'s ``pyproject.toml``, else from the defaults. *output*
-    defaults to ``<source>.pyz`` beside *source*. Nothing is written unless the whole build
-    succeeds; an existing *output* is replaced only then.
+    defaults to ``<source>.pyz`` beside *source*. *jobs* caps the worker processes used for
+    big builds (default: one per CPU; 1 for none); the output does not depend on it.
+    Nothing is written unless the whole build succeeds; an existing *output* is replaced
+    only then.
     """
     started = time.perf_counter()
     src = Path(source)
@@ -118,6 +117,7 @@ def build(
         exclude=tuple(exclude) if exclude is not None else None,
         gitignore=gitignore,
         follow_symlinks=follow_symlinks,
+        jobs=jobs,
     )
     options = _resolve_options(src, given, Path(config) if config is not None else None)
     out = _check_output(src, options)
@@ -149,6 +149,8 @@ def _resolve_options(src: Path, given: Options, config: Path | None) -> Options:
         options = options.merged_over(
             Options(requires_python=project_requires_python(src / "pyproject.toml"))
         )
+    if options.jobs is not None and options.jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, not {options.jobs}")
     level = options.compression_level
     if level is not None and not 0 <= level <= 9:
         raise ConfigError(f"compression level must be from 0 to 9, not {level}")
@@ -201,7 +203,7 @@ def _plan(src: Path, out: Path, options: Options) -> _Plan:
         src,
         patterns=patterns,
         follow_symlinks=bool(options.follow_symlinks),
-        skip=lambda path: path == real_out or _is_our_temp(path, real_out),
+        skip=lambda name, path: _is_output(name, path, real_out),
     )
     by_name = {item.name: item for item in selection.files}
     for name in by_name:
@@ -240,77 +242,33 @@ def _plan(src: Path, out: Path, options: Options) -> _Plan:
     return _Plan(selection, entry, entry_text, requires, stub, [])
 
 
-def _is_our_temp(path: Path, out: Path) -> bool:
-    return (
-        path.parent == out.parent
-        and path.name.startswith(f".{out.name}.")
-        and path.name.endswith(".tmp")
-    )
+def _is_output(name: str, path: Path, out: Path) -> bool:
+    """Whether a walked entry is the output, or a temporary file of a build writing it."""
+    if name != out.name and not (name.startswith(f".{out.name}.") and name.endswith(".tmp")):
+        return False  # cheap test first: resolving every path would double the walk's cost
+    real = path.resolve()
+    return real == out or (real.parent == out.parent and name != out.name)
 
 
 # --- writing ------------------------------------------------------------------------------
 
-_compile_lock = threading.Lock()
 
-
-@dataclass(frozen=True)
-class _Job:
-    """One member to produce: from a file, or from bytes already in memory."""
-
-    name: str
-    path: Path | None
-    data: bytes | None
-    mode: int
-    compile: bool
-
-
-def _jobs(plan: _Plan, options: Options) -> list[_Job]:
-    jobs: list[_Job] = []
+def _jobs(plan: _Plan, options: Options) -> list[Job]:
+    jobs: list[Job] = []
     do_compile = options.compile is not False
     for item in plan.selection.files:
         name = APP_MAIN_MODULE + ".py" if item.name == STUB_NAME else item.name
         mode = EXEC_MODE if item.executable else FILE_MODE
-        jobs.append(_Job(name, item.path, None, mode, do_compile and name.endswith(".py")))
+        jobs.append(
+            Job(name, item.path, None, mode, do_compile and name.endswith(".py"), item.size)
+        )
     runtime_dir = Path(_runtime.__file__).parent
     for path in sorted(runtime_dir.glob("*.py")):
-        jobs.append(_Job(f"{RUNTIME_PACKAGE}/{path.name}", path, None, FILE_MODE, do_compile))
-    jobs.append(_Job(STUB_NAME, None, plan.stub.encode("utf-8"), FILE_MODE, do_compile))
+        name = f"{RUNTIME_PACKAGE}/{path.name}"
+        jobs.append(Job(name, path, None, FILE_MODE, do_compile, path.stat().st_size))
+    stub = plan.stub.encode("utf-8")
+    jobs.append(Job(STUB_NAME, None, stub, FILE_MODE, do_compile, len(stub)))
     return jobs
-
-
-def _produce(job: _Job, level: int | None) -> list[Member]:
-    """Read, compile, hash and compress one job: runs in a worker thread."""
-    if job.data is not None:
-        data = job.data
-    else:
-        assert job.path is not None
-        try:
-            data = job.path.read_bytes()
-        except OSError as exc:
-            raise SourceError(f"{job.path}: cannot read: {exc.strerror}") from None
-    members = [prepare(job.name, data, job.mode, level)]
-    if job.compile:
-        pyc = _bytecode(job.name, data)
-        if pyc is not None:
-            members.append(prepare(job.name + "c", pyc, FILE_MODE, level))
-    return members
-
-
-def _bytecode(name: str, source: bytes) -> bytes | None:
-    """An unchecked hash-based .pyc (PEP 552) for *source*, or None if it does not compile.
-
-    Hash-based, so no timestamp goes in; unchecked, so zipimport trusts it without reading the
-    source. Compiling holds a lock: marshal's output can depend on reference counts, and a
-    concurrent compile in another thread could change them.
-    """
-    with _compile_lock:
-        try:
-            code = compile(source, name, "exec", dont_inherit=True, optimize=0)
-        except (SyntaxError, ValueError):
-            return None
-        body = marshal.dumps(code)
-    flags = (0b01).to_bytes(4, "little")
-    return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + body
 
 
 def _write(
@@ -338,7 +296,9 @@ def _write(
             entries: dict[str, dict[str, object]] = {}
             stored = 0
             folders_written: set[str] = set()
-            for done, (job, members) in enumerate(_in_order(jobs, level), start=1):
+            for done, (job, members) in enumerate(
+                produce_in_order(jobs, level, workers=options.jobs), start=1
+            ):
                 if job.compile and len(members) == 1:
                     warnings.append(f"{job.name}: not compiled (syntax error); shipped as source")
                 for member in members:
@@ -376,26 +336,6 @@ def _write(
         raise
     names = sorted([*entries, MANIFEST_NAME])
     return names, stored, digest, build_id
-
-
-def _in_order(jobs: list[_Job], level: int | None) -> Iterator[tuple[_Job, list[Member]]]:
-    """Produce members in worker threads, yielding them in job order with bounded look-ahead."""
-    workers = max(1, min(8, os.cpu_count() or 1))
-    window = workers * 4
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="packer")
-    pending: deque[tuple[_Job, Future[list[Member]]]] = deque()
-    try:
-        queue = iter(jobs)
-        for job in queue:
-            pending.append((job, pool.submit(_produce, job, level)))
-            if len(pending) >= window:
-                head, future = pending.popleft()
-                yield head, future.result()
-        while pending:
-            head, future = pending.popleft()
-            yield head, future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _parents(name: str) -> list[str]:

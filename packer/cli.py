@@ -147,6 +147,14 @@ def main() -> None:
     help="Pack what symlinks leading outside SOURCE point to, instead of refusing.",
 )
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Worker processes for big builds [default: one per CPU]; the output is the same "
+    "for any N.",
+)
+@click.option(
     "--config",
     type=click.Path(path_type=Path),
     help="Read options from this TOML file instead of SOURCE/pyproject.toml.",
@@ -167,6 +175,7 @@ def build(
     exclude: tuple[str, ...],
     gitignore: bool | None,
     follow_symlinks: bool | None,
+    jobs: int | None,
     config: Path | None,
     quiet: bool,
     verbose: bool,
@@ -189,6 +198,7 @@ def build(
                 exclude=exclude or None,
                 gitignore=gitignore,
                 follow_symlinks=follow_symlinks,
+                jobs=jobs,
                 config=config,
                 progress=progress,
             )

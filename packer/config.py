@@ -42,6 +42,7 @@ class Options:
     exclude: tuple[str, ...] | None = None
     gitignore: bool | None = None
     follow_symlinks: bool | None = None
+    jobs: int | None = None
 
     def merged_over(self, base: Options) -> Options:
         """These options, with anything not given taken from *base*."""
@@ -65,6 +66,7 @@ _KEYS: dict[str, type] = {
     "exclude": list,
     "gitignore": bool,
     "follow-symlinks": bool,
+    "jobs": int,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ JUNK_FILES = (
 )
 
 
+_JUNK_FILE = re.compile("|".join(fnmatch.translate(junk) for junk in JUNK_FILES))
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """A file chosen for the archive: its member name and where to read it."""
@@ -57,6 +61,7 @@ class SourceFile:
     name: str
     path: Path
     executable: bool
+    size: int = 0
 
 
 @dataclass
@@ -116,7 +121,7 @@ class _Rules:
         return not (self.gitignore.matches(rel, True) or self.exclude.matches(rel, True))
 
     def file_wanted(self, rel: str, name: str) -> bool:
-        if any(fnmatch.fnmatchcase(name, junk) for junk in JUNK_FILES):
+        if _JUNK_FILE.match(name):
             return False
         if self.gitignore.matches(rel, False) or self.exclude.matches(rel, False):
             return False
@@ -128,14 +133,15 @@ def select_files(
     *,
     patterns: Patterns = Patterns(),
     follow_symlinks: bool = False,
-    skip: Callable[[Path], bool] = lambda path: False,
+    skip: Callable[[str, Path], bool] = lambda name, path: False,
 ) -> Selection:
     """Walk *source* and return the files to pack, sorted by member name.
 
     Raises SourceError for what cannot be packed faithfully: a missing or non-folder source,
     a broken symlink, a symlink leading outside *source* (unless *follow_symlinks*), a file
     name that is not UTF-8. Fifos, sockets and devices are skipped with a warning. *skip* is
-    asked about every resolved path and keeps the output (and its temporary file) out.
+    asked about every entry (its name, then its path) and keeps the output and its temporary
+    file out.
     """
     if not source.exists():
         raise SourceError(f"{source}: no such folder")
@@ -191,7 +197,7 @@ def _walk(
     rel: str,
     rules: _Rules,
     follow_symlinks: bool,
-    skip: Callable[[Path], bool],
+    skip: Callable[[str, Path], bool],
     selection: Selection,
     seen: set[Path],
 ) -> None:
@@ -205,24 +211,24 @@ def _walk(
         raise SourceError(f"{folder}: cannot list folder: {exc.strerror}") from None
     for entry in entries:
         name = entry.name
-        path = Path(entry.path)
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:
             shown = os.fsencode(entry.path).decode("utf-8", "backslashreplace")
             raise SourceError(f"{shown}: file name is not valid UTF-8") from None
+        path = Path(entry.path)
+        if skip(name, path):
+            continue
         child = f"{rel}/{name}" if rel else name
+        is_link = entry.is_symlink()
         try:
-            st = os.stat(path)  # follows links
+            st = os.stat(path) if is_link else entry.stat(follow_symlinks=False)
         except FileNotFoundError:
-            if entry.is_symlink():
+            if is_link:
                 raise SourceError(f"{path}: broken symbolic link") from None
             raise SourceError(f"{path}: vanished while walking") from None
         except OSError as exc:
             raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
-        real = path.resolve()
-        if skip(real):
-            continue
         is_dir = stat.S_ISDIR(st.st_mode)
         if is_dir and not rules.dir_wanted(child, name):
             selection.skipped.append(child + "/")
@@ -235,17 +241,20 @@ def _walk(
         if not is_dir and not rules.file_wanted(child, name):
             selection.skipped.append(child)
             continue
-        if entry.is_symlink() and not real.is_relative_to(selection.root) and not follow_symlinks:
+        real = path.resolve() if is_link else None
+        if real is not None and not real.is_relative_to(selection.root) and not follow_symlinks:
             raise SourceError(
                 f"{path}: symbolic link leads outside the source folder "
                 "(use --follow-symlinks to pack what it points to)"
             )
         if is_dir:
-            if real in seen:
-                raise SourceError(f"{path}: symbolic link loop")
-            _walk(path, child, rules, follow_symlinks, skip, selection, seen | {real})
+            if real is not None:
+                if real in seen:
+                    raise SourceError(f"{path}: symbolic link loop")
+                seen = seen | {real}
+            _walk(path, child, rules, follow_symlinks, skip, selection, seen)
             continue
         if not os.access(path, os.R_OK):
             raise SourceError(f"{path}: cannot read: permission denied")
         executable = bool(st.st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))
-        selection.files.append(SourceFile(child, path, executable))
+        selection.files.append(SourceFile(child, path, executable, st.st_size))

@@ -362,3 +362,20 @@ def test_output_defaults_to_source_name_beside_it(
     result = packer.build(src)
     assert result.output == tmp_path / "myapp.pyz"
     assert result.entry == "__main__.py"
+
+
+def test_parallel_and_sequential_builds_are_identical(
+    make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    from packer.producer import PARALLEL_THRESHOLD
+
+    # Enough source that the build fans out to worker processes.
+    body = "".join(f"def f{i}(x):\n    return x * {i} + {i}\n" for i in range(400))
+    files = {f"pkg/m{i}.py": body + f"NAME = 'm{i}'\n" for i in range(80)}
+    assert sum(len(v) for v in files.values()) * 10 > PARALLEL_THRESHOLD
+    src = make_tree({**APP, **files})
+    one = packer.build(src, tmp_path / "one.pyz", entry="pkg.cli:main", jobs=1)
+    two = packer.build(src, tmp_path / "two.pyz", entry="pkg.cli:main", jobs=2)
+    assert one.output.read_bytes() == two.output.read_bytes()
+    with pytest.raises(packer.ConfigError, match="jobs must be at least 1"):
+        packer.build(src, tmp_path / "zero.pyz", entry="pkg.cli:main", jobs=0)

@@ -1,0 +1,134 @@
+"""Build speed: packer build vs ``python -m zipapp -c`` vs shiv on a generated 5,000-file tree.
+
+Run: python bench/build.py [--rounds N] [--files N] [--megabytes N]
+
+Every contender runs from one virtual environment on this interpreter, interleaved round by
+round; the medians and their ratios to zipapp go to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO, machine_line, make_venv, median, record, timed  # noqa: E402
+
+_WORDS = (
+    "account buffer client connect data event factory handler index item key loader manager "
+    "message network option parser queue record request response result server session socket "
+    "state stream task timeout token update value worker"
+).split()
+
+
+def _module_source(rng: random.Random, size: int) -> str:
+    """Plausible Python source of about *size* bytes (varied, so it compresses like real code)."""
+    parts = ['"""Generated module for the build benchmark."""\n\nimport os\nimport sys\n\n']
+    total = 0
+    while total < size:
+        name = "_".join(rng.sample(_WORDS, 2))
+        args = ", ".join(rng.sample(_WORDS, rng.randint(1, 4)))
+        body = "\n".join(
+            f"    {rng.choice(_WORDS)}_{i} = {rng.choice(_WORDS)}.get({rng.randint(0, 9999)!r}, "
+            f"{rng.choice(_WORDS)!r})"
+            for i in range(rng.randint(3, 12))
+        )
+        chunk = (
+            f"\n\ndef {name}_{rng.randint(0, 99999)}({args}):\n"
+            f'    """Return the {rng.choice(_WORDS)} for {rng.choice(_WORDS)}."""\n'
+            f"{body}\n    return {rng.choice(_WORDS)}_0\n"
+        )
+        parts.append(chunk)
+        total += len(chunk)
+    return "".join(parts)
+
+
+def generate_tree(root: Path, files: int, megabytes: int, seed: int = 5000) -> None:
+    """About *files* files and *megabytes* MB: 90% modules, 8% text data, 2% binary blobs."""
+    rng = random.Random(seed)
+    target = megabytes * 1_000_000
+    average = target // files
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "main.py").write_text("def main():\n    print('bench')\n")
+    (root / "__main__.py").write_text("from app.main import main\nmain()\n")
+    for i in range(files - 3):
+        package = root / "app" / f"pkg{i // 100:02d}"
+        if not package.exists():
+            package.mkdir()
+            (package / "__init__.py").write_text("")
+        kind = i % 50
+        if kind == 0:
+            (package / f"blob{i}.bin").write_bytes(rng.randbytes(average * 2))
+        elif kind < 5:
+            text = "\n".join(" ".join(rng.choices(_WORDS, k=12)) for _ in range(average // 80))
+            (package / f"data{i}.txt").write_text(text)
+        else:
+            (package / f"mod{i}.py").write_text(_module_source(rng, average))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--files", type=int, default=5000)
+    parser.add_argument("--megabytes", type=int, default=50)
+    parser.add_argument("--no-record", action="store_true", help="print only")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="packer-bench-build-"))
+    try:
+        python = make_venv(work / "venv", "-e", str(REPO), "shiv")
+        bindir = python.parent
+        src = work / "tree"
+        generate_tree(src, args.files, args.megabytes)
+        size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+        count = sum(1 for p in src.rglob("*") if p.is_file())
+        out = work / "out"
+        out.mkdir()
+        contenders = {
+            "zipapp -c": [python, "-m", "zipapp", src, "-c", "-o", out / "zipapp.pyz"],
+            "shiv": [bindir / "shiv", "--site-packages", src, "-e", "app.main:main",
+                     "-o", out / "shiv.pyz", "--reproducible"],
+            "packer --no-compile": [bindir / "packer", "build", src, "-o", out / "nc.pyz",
+                                    "-m", "app.main:main", "--exclude", "/__main__.py",
+                                    "--no-compile", "-q"],
+            "packer (default, with bytecode)": [bindir / "packer", "build", src, "-o",
+                                                out / "packer.pyz", "-m", "app.main:main",
+                                                "--exclude", "/__main__.py", "-q"],
+        }  # fmt: skip
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        for name, command in contenders.items():  # warm the page cache once
+            timed(command)
+        for _ in range(args.rounds):
+            for name, command in contenders.items():
+                for leftover in out.iterdir():
+                    leftover.unlink()
+                times[name].append(timed(command))
+        base = median(times["zipapp -c"])
+        rows = ["| contender | median s | × zipapp -c | runs (s) |", "|---|---:|---:|---|"]
+        for name, values in times.items():
+            runs = ", ".join(f"{v:.2f}" for v in values)
+            rows.append(f"| {name} | {median(values):.2f} | {median(values) / base:.2f} | {runs} |")
+        sizes = {p.name: p.stat().st_size for p in out.iterdir()}
+        body = (
+            f"`python bench/build.py --rounds {args.rounds}` — {count} files, "
+            f"{size / 1e6:.1f} MB generated tree; {machine_line()}.\n\n"
+            + "\n".join(rows)
+            + "\n\nLast round's archive sizes: "
+            + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(sizes.items()))
+            + ".\n"
+        )
+        print(body)
+        if not args.no_record:
+            record("Build speed (bench/build.py)", body)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Shared helpers for the benchmarks: a virtual environment, timing, medians, RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import venv
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "RESULTS.md"
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment every contender runs in: PYTHONDONTWRITEBYTECODE and friends unset."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PACKER_"))}
+    env.update(extra)
+    return env
+
+
+def make_venv(where: Path, *requirements: str) -> Path:
+    """A virtual environment on this interpreter with *requirements*; returns its python."""
+    python = where / "bin" / "python"
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(where)
+    if requirements:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
+            check=True,
+            env=bench_env(),
+        )
+    return python
+
+
+def timed(command: Sequence[str | os.PathLike[str]], cwd: Path | None = None) -> float:
+    """Wall-clock seconds of one run of *command*; raises if it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [os.fspath(c) for c in command], cwd=cwd, env=bench_env(), capture_output=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"benchmark command failed ({proc.returncode}): {' '.join(map(str, command))}\n"
+            + proc.stderr.decode(errors="replace")
+        )
+    return elapsed
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def machine_line() -> str:
+    cpus = os.cpu_count()
+    return f"Python {sys.version.split()[0]} on {sys.platform}, {cpus} CPUs, {time.strftime('%Y-%m-%d')}"
+
+
+def record(section: str, body: str) -> None:
+    """Replace (or add) the section headed ``## {section}`` in bench/RESULTS.md."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    block = f"## {section}\n\n{body.rstrip()}\n"
+    pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + block
+    RESULTS.write_text(text, encoding="utf-8")

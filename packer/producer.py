@@ -1,0 +1,151 @@
+"""Produce archive members: read, compile to bytecode, hash and compress, in parallel when the
+build is big enough to repay starting worker processes."""
+
+from __future__ import annotations
+
+import importlib.util
+import marshal
+import multiprocessing
+import os
+import signal
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SourceError
+from .zipwriter import FILE_MODE, Member, prepare
+
+__all__ = ["Job", "produce_in_order"]
+
+#: Below this much work (bytes read, with sources to compile weighted by how much slower
+#: compiling is than deflating) members are produced in this process: starting workers costs
+#: more than it saves.
+PARALLEL_THRESHOLD = 8 << 20
+_COMPILE_WEIGHT = 10
+#: Members travel to and from workers in batches of about this many bytes, or this many jobs.
+_BATCH_BYTES = 2 << 20
+_BATCH_JOBS = 64
+
+
+@dataclass(frozen=True)
+class Job:
+    """One member to produce: from a file, or from bytes already in memory."""
+
+    name: str
+    path: Path | None
+    data: bytes | None
+    mode: int
+    compile: bool
+    size: int = 0
+
+
+def produce(job: Job, level: int | None) -> list[Member]:
+    """The member for *job*, and its bytecode member when it compiles."""
+    if job.data is not None:
+        data = job.data
+    else:
+        assert job.path is not None
+        try:
+            data = job.path.read_bytes()
+        except OSError as exc:
+            raise SourceError(f"{job.path}: cannot read: {exc.strerror}") from None
+    members = [prepare(job.name, data, job.mode, level)]
+    if job.compile:
+        pyc = bytecode(job.name, data)
+        if pyc is not None:
+            members.append(prepare(job.name + "c", pyc, FILE_MODE, level))
+    return members
+
+
+_compile_lock = threading.Lock()
+
+
+def bytecode(name: str, source: bytes) -> bytes | None:
+    """An unchecked hash-based .pyc (PEP 552) for *source*, or None if it does not compile.
+
+    Hash-based, so no timestamp goes in; unchecked, so zipimport trusts it without reading the
+    source. The code object's file name is the member name, which is what tracebacks show.
+    Compiling holds a lock: marshal's output can depend on reference counts, which a
+    concurrent compile in another thread of this process could change.
+    """
+    with _compile_lock:
+        try:
+            code = compile(source, name, "exec", dont_inherit=True, optimize=0)
+        except (SyntaxError, ValueError):
+            return None
+        body = marshal.dumps(code)
+    flags = (0b01).to_bytes(4, "little")
+    return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + body
+
+
+def _produce_batch(jobs: list[Job], level: int | None) -> list[list[Member]]:
+    return [produce(job, level) for job in jobs]
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the parent alone decides what happens then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _work(job: Job) -> int:
+    return job.size * (_COMPILE_WEIGHT if job.compile else 1)
+
+
+def produce_in_order(
+    jobs: list[Job], level: int | None, workers: int | None = None
+) -> Iterator[tuple[Job, list[Member]]]:
+    """Yield ``(job, members)`` for every job, in job order.
+
+    Large builds fan out to worker processes (compiling and deflating hold the GIL too often
+    for threads to help); the output is the same bytes either way. Workers are forked: a
+    spawned worker would re-run the caller's ``__main__`` (an unguarded build script would
+    build again in every worker). Forking a process that runs other threads can deadlock, so
+    a caller with threads of its own gets the in-process path.
+    """
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if (
+        count < 2
+        or threading.active_count() > 1
+        or sum(_work(job) for job in jobs) < PARALLEL_THRESHOLD
+    ):
+        for job in jobs:
+            yield job, produce(job, level)
+        return
+    batches = _batches(jobs)
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=_ignore_sigint)
+    pending: deque[tuple[list[Job], Future[list[list[Member]]]]] = deque()
+    try:
+        for batch in batches:
+            pending.append((batch, pool.submit(_produce_batch, batch, level)))
+            if len(pending) >= count * 2:
+                yield from _drain_one(pending)
+        while pending:
+            yield from _drain_one(pending)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain_one(
+    pending: deque[tuple[list[Job], Future[list[list[Member]]]]],
+) -> Iterator[tuple[Job, list[Member]]]:
+    batch, future = pending.popleft()
+    yield from zip(batch, future.result(), strict=True)
+
+
+def _batches(jobs: list[Job]) -> list[list[Job]]:
+    batches: list[list[Job]] = []
+    current: list[Job] = []
+    size = 0
+    for job in jobs:
+        current.append(job)
+        size += _work(job)
+        if size >= _BATCH_BYTES or len(current) >= _BATCH_JOBS:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    return batches
