@@ -30,7 +30,15 @@ def make_venv(where: Path, *requirements: str) -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(where)
     if requirements:
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                *requirements,
+            ],
             check=True,
             env=bench_env(),
         )
@@ -58,7 +66,8 @@ def median(values: Sequence[float]) -> float:
 
 def machine_line() -> str:
     cpus = os.cpu_count()
-    return f"Python {sys.version.split()[0]} on {sys.platform}, {cpus} CPUs, {time.strftime('%Y-%m-%d')}"
+    day = time.strftime("%Y-%m-%d")
+    return f"Python {sys.version.split()[0]} on {sys.platform}, {cpus} CPUs, {day}"
 
 
 def record(section: str, body: str) -> None:
