@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import REPO, clean_env, run
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name, path=str(REPO / ".venv" / "bin")) or shutil.which(name)
+    # The interpreter's own bin folder first: the venv the suite runs from.
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
         # Installed by the test extra; missing means the environment is not the README's.
         pytest.fail(f"{name} is not installed: pip install -e '.[test]'")
