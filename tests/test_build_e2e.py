@@ -268,3 +268,42 @@ def test_ctrl_c_mid_build_leaves_nothing_behind(
     assert "Traceback" not in stderr
     assert out.read_bytes() == b"previous build"
     assert sorted(p.name for p in out.parent.iterdir()) == ["app.pyz"]
+
+
+@pytest.mark.slow
+def test_progress_bar_on_a_terminal_only(make_tree: Callable[..., Path], tmp_path: Path) -> None:
+    import pty
+
+    files: dict[str, str | bytes] = {"main.py": "print('x')\n"}
+    for i in range(30):
+        files[f"data/blob{i}.bin"] = os.urandom(1_000_000)
+    src = make_tree(files)
+    from helpers import REPO
+
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "packer", "build", src, "-o", tmp_path / "a.pyz", "-m", "main",
+             "--compression-level", "9", "-j", "1"],
+            env=clean_env(PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=secondary,
+            timeout=120, check=False,
+        )  # fmt: skip
+        os.close(secondary)
+        secondary = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+        if secondary >= 0:
+            os.close(secondary)
+    terminal = b"".join(chunks).decode()
+    assert proc.returncode == 0
+    assert "[#" in terminal and " members" in terminal, terminal
+    assert "members" in proc.stdout.decode()
