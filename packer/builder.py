@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import _runtime
 from ._runtime.archive import format_comment
@@ -18,11 +20,14 @@ from ._runtime.layout import (
     APP_MAIN_MODULE,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    NATIVE_FOLDER,
     RESERVED_PREFIXES,
     RUNTIME_PACKAGE,
+    SITE_PACKAGES,
     STUB_NAME,
 )
 from ._version import __version__
+from .bundle import Distribution, PipOptions, Staged, install, scan
 from .config import (
     DEFAULT_INTERPRETER,
     DEFAULT_LEVEL,
@@ -34,7 +39,7 @@ from .entry import EntryPoint, parse_entry
 from .errors import BuildError, ConfigError, EntryPointError, SourceError
 from .producer import Job, produce_in_order
 from .pyversion import parse_requires_python
-from .selection import Patterns, Selection, select_files
+from .selection import Patterns, Selection, SourceFile, select_files
 from .stub import render_stub
 from .zipwriter import EXEC_MODE, FILE_MODE, ZipWriter, directory, prepare
 
@@ -59,6 +64,8 @@ class BuildResult:
     entry: str
     names: tuple[str, ...]
     warnings: tuple[str, ...]
+    #: Bundled distributions: (name, version, has native code).
+    distributions: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -75,7 +82,7 @@ class BuildResult:
 
 
 def build(
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
     *,
     entry: str | None = None,
@@ -90,20 +97,30 @@ def build(
     gitignore: bool | None = None,
     follow_symlinks: bool | None = None,
     jobs: int | None = None,
+    requirements: Iterable[str | os.PathLike[str]] | None = None,
+    with_packages: Iterable[str] | None = None,
+    console_script: str | None = None,
+    find_links: Iterable[str] | None = None,
+    index_url: str | None = None,
+    extra_index_urls: Iterable[str] | None = None,
+    no_index: bool | None = None,
     config: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
-    """Pack the folder *source* into the archive *output* and return what was written.
+    """Pack the folder *source* (and bundled dependencies) into *output*; say what was written.
 
     Every keyword not given (None) comes from *config* when given, else from
     ``[tool.packer]`` in *source*'s ``pyproject.toml``, else from the defaults. *output*
-    defaults to ``<source>.pyz`` beside *source*. *jobs* caps the worker processes used for
-    big builds (default: one per CPU; 1 for none); the output does not depend on it.
-    Nothing is written unless the whole build succeeds; an existing *output* is replaced
-    only then.
+    defaults to ``<source>.pyz`` beside *source* (``<console_script>.pyz`` here without one).
+    *requirements* (files) and *with_packages* (specs) are installed with pip at build time
+    and packed; *find_links*, *index_url*, *extra_index_urls* and *no_index* go to pip.
+    *console_script* names a bundled distribution's console script as the entry point.
+    *jobs* caps the worker processes used for big builds (default: one per CPU; 1 for none);
+    the output does not depend on it. Nothing is written unless the whole build succeeds;
+    an existing *output* is replaced only then.
     """
     started = time.perf_counter()
-    src = Path(source)
+    src = Path(source) if source is not None else None
     given = Options(
         output=Path(output) if output is not None else None,
         entry=entry,
@@ -118,11 +135,34 @@ def build(
         gitignore=gitignore,
         follow_symlinks=follow_symlinks,
         jobs=jobs,
+        requirements=tuple(Path(r).absolute() for r in requirements) if requirements else None,
+        with_packages=tuple(with_packages) if with_packages else None,
+        console_script=console_script,
+        find_links=tuple(find_links) if find_links else None,
+        index_url=index_url,
+        extra_index_urls=tuple(extra_index_urls) if extra_index_urls else None,
+        no_index=no_index,
     )
     options = _resolve_options(src, given, Path(config) if config is not None else None)
     out = _check_output(src, options)
-    plan = _plan(src, out, options)
-    names, stored, digest, build_id = _write(plan, out, options, progress)
+    with contextlib.ExitStack() as stack:
+        staged = None
+        if options.requirements or options.with_packages:
+            staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
+            install(
+                options.requirements or (),
+                options.with_packages or (),
+                PipOptions(
+                    find_links=options.find_links or (),
+                    index_url=options.index_url,
+                    extra_index_urls=options.extra_index_urls or (),
+                    no_index=bool(options.no_index),
+                ),
+                staging,
+            )
+            staged = scan(staging)
+        plan = _plan(src, out, options, staged)
+        names, stored, digest, build_id = _write(plan, out, options, progress)
     return BuildResult(
         output=out,
         members=len(names),
@@ -133,35 +173,47 @@ def build(
         digest=digest,
         entry=plan.entry_text,
         names=tuple(names),
-        warnings=tuple(plan.selection.warnings + plan.warnings),
+        warnings=tuple(plan.warnings),
+        distributions=tuple(
+            (dist.name, dist.version, dist.native)
+            for dist in (staged.distributions if staged else [])
+        ),
     )
 
 
-def _resolve_options(src: Path, given: Options, config: Path | None) -> Options:
+def _resolve_options(src: Path | None, given: Options, config: Path | None) -> Options:
+    pyproject = src / "pyproject.toml" if src is not None else None
     if config is not None:
         from_file = load_config(config, table_required=config.name == "pyproject.toml")
-    elif (src / "pyproject.toml").is_file():
-        from_file = load_config(src / "pyproject.toml")
+    elif pyproject is not None and pyproject.is_file():
+        from_file = load_config(pyproject)
     else:
         from_file = Options()
     options = given.merged_over(from_file)
-    if options.requires_python is None and (src / "pyproject.toml").is_file():
-        options = options.merged_over(
-            Options(requires_python=project_requires_python(src / "pyproject.toml"))
-        )
+    if options.requires_python is None and pyproject is not None and pyproject.is_file():
+        options = options.merged_over(Options(requires_python=project_requires_python(pyproject)))
     if options.jobs is not None and options.jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {options.jobs}")
     level = options.compression_level
     if level is not None and not 0 <= level <= 9:
         raise ConfigError(f"compression level must be from 0 to 9, not {level}")
+    if src is None and not (options.requirements or options.with_packages):
+        raise SourceError("nothing to pack: give a source folder, or dependencies to bundle")
+    if options.console_script is not None and options.entry is not None:
+        raise EntryPointError("give an entry point or a console script, not both")
     return options
 
 
-def _check_output(src: Path, options: Options) -> Path:
+def _check_output(src: Path | None, options: Options) -> Path:
     out = options.output
     if out is None:
-        resolved = src.resolve()
-        out = resolved.parent / f"{resolved.name}.pyz"
+        if src is not None:
+            resolved = src.resolve()
+            out = resolved.parent / f"{resolved.name}.pyz"
+        elif options.console_script:
+            out = Path(f"{options.console_script}.pyz")
+        else:
+            raise BuildError("no output given: use -o/--output")
     out = Path(os.path.abspath(out))
     if not out.parent.is_dir():
         raise BuildError(f"{out}: the output folder {out.parent} does not exist")
@@ -172,16 +224,17 @@ def _check_output(src: Path, options: Options) -> Path:
 
 @dataclass
 class _Plan:
-    selection: Selection
+    files: list[SourceFile]
+    staged: Staged | None
     entry: EntryPoint
     entry_text: str
     requires_python: str | None
     stub: str
+    runtime: dict[str, Any]
     warnings: list[str]
 
 
-def _plan(src: Path, out: Path, options: Options) -> _Plan:
-    """Everything decided and checked before a byte is written."""
+def _select(src: Path, out: Path, options: Options) -> Selection:
     if not src.exists():
         raise SourceError(f"{src}: no such folder")
     if not src.is_dir():
@@ -205,41 +258,110 @@ def _plan(src: Path, out: Path, options: Options) -> _Plan:
         follow_symlinks=bool(options.follow_symlinks),
         skip=lambda name, path: _is_output(name, path, real_out),
     )
-    by_name = {item.name: item for item in selection.files}
-    for name in by_name:
-        if name.startswith(RESERVED_PREFIXES):
-            raise SourceError(f"{src / name}: the name {name!r} is reserved for packer's own files")
+    for item in selection.files:
+        if item.name.startswith(RESERVED_PREFIXES):
+            raise SourceError(
+                f"{src / item.name}: the name {item.name!r} is reserved for packer's own files"
+            )
+    return selection
+
+
+def _plan(src: Path | None, out: Path, options: Options, staged: Staged | None) -> _Plan:
+    """Everything decided and checked before a byte is written."""
+    warnings: list[str] = []
+    files: list[SourceFile] = []
+    if src is not None:
+        selection = _select(src, out, options)
+        files = selection.files
+        warnings += selection.warnings
+    by_name = {item.name: item.path for item in files}
+    if staged is not None:
+        for dist in staged.distributions:
+            for rel in dist.files:
+                by_name.setdefault(rel, staged.root / rel)
+        for rel in staged.loose:
+            by_name.setdefault(rel, staged.root / rel)
 
     def read_member(name: str) -> bytes | None:
-        item = by_name.get(name)
-        if item is None:
+        path = by_name.get(name)
+        if path is None:
             return None
         try:
-            return item.path.read_bytes()
+            return path.read_bytes()
         except OSError as exc:
-            raise SourceError(f"{item.path}: cannot read: {exc.strerror}") from None
+            raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
 
-    has_main = STUB_NAME in by_name
-    if options.entry is not None:
+    where = f"the source folder {src}" if src is not None else "the bundled distributions"
+    if staged is not None and src is not None:
+        where = f"the source folder {src} or the bundled distributions"
+    has_main = any(item.name == STUB_NAME for item in files)
+    spec = options.entry
+    if options.console_script is not None:
+        target = staged.console_script(options.console_script) if staged else None
+        if target is None:
+            raise EntryPointError(
+                f"console script {options.console_script!r}: no bundled distribution declares it"
+            )
+        spec = target.split("[")[0].strip()  # drop any [extras]
+    if spec is not None:
         if has_main:
             raise EntryPointError(
-                f"{src / STUB_NAME} exists and an entry point ({options.entry}) was given: "
-                f"remove one (or --exclude {STUB_NAME})"
+                f"{src / STUB_NAME if src else STUB_NAME} exists and an entry point ({spec}) "
+                f"was given: remove one (or --exclude {STUB_NAME})"
             )
-        entry = parse_entry(options.entry)
-        entry.check(read_member, f"the source folder {src}")
+        entry = parse_entry(spec)
+        entry.check(read_member, where)
         entry_text = entry.value
     elif has_main:
         entry = EntryPoint("module", APP_MAIN_MODULE)
         entry_text = STUB_NAME
     else:
         raise EntryPointError(
-            f"{src}: no entry point: give --entry module:function (or module), or add a {STUB_NAME}"
+            f"{src or 'archive'}: no entry point: give --entry module:function (or module), "
+            f"--console-script NAME, or add a {STUB_NAME}"
         )
     requires = options.requires_python
     clauses = parse_requires_python(requires) if requires else ()
-    stub = render_stub(entry.kind, entry.value, requires, clauses)
-    return _Plan(selection, entry, entry_text, requires, stub, [])
+    runtime = _runtime_config(staged)
+    stub = render_stub(entry.kind, entry.value, requires, clauses, runtime)
+    return _Plan(files, staged, entry, entry_text, requires, stub, runtime, warnings)
+
+
+def _runtime_config(staged: Staged | None) -> dict[str, Any]:
+    """What the runtime needs at start-up; goes into the stub and the manifest."""
+    if staged is None:
+        return {}
+    pure = [dist for dist in staged.distributions if not dist.native]
+    natives = [dist for dist in staged.distributions if dist.native]
+    config: dict[str, Any] = {}
+    if pure or staged.loose:
+        config["site"] = SITE_PACKAGES
+        config["dists"] = [[d.name, d.version, d.dist_info] for d in pure]
+        config["pth"] = [rel for rel in staged.loose if "/" not in rel and rel.endswith(".pth")]
+    if natives:
+        config["native"] = [_native_entry(staged.root, dist) for dist in natives]
+    return config
+
+
+def _native_entry(root: Path, dist: Distribution) -> dict[str, Any]:
+    prefix = f"{NATIVE_FOLDER}/{dist.name}-{dist.version}/"
+    digest = hashlib.sha256(_bytecode_tag().encode())
+    for rel in dist.files:
+        digest.update(f"{rel}\0{hashlib.sha256((root / rel).read_bytes()).hexdigest()}\n".encode())
+    return {
+        "name": dist.name,
+        "version": dist.version,
+        "key": digest.hexdigest(),
+        "prefix": prefix,
+        "tags": list(dist.tags),
+    }
+
+
+def _cached_pyc(rel: str) -> str:
+    """Where the import system looks for *rel*'s bytecode on disk (``__pycache__``)."""
+    folder, _, name = rel.rpartition("/")
+    cached = f"__pycache__/{name[:-3]}.{_bytecode_tag()}.pyc"
+    return f"{folder}/{cached}" if folder else cached
 
 
 def _is_output(name: str, path: Path, out: Path) -> bool:
@@ -256,18 +378,43 @@ def _is_output(name: str, path: Path, out: Path) -> bool:
 def _jobs(plan: _Plan, options: Options) -> list[Job]:
     jobs: list[Job] = []
     do_compile = options.compile is not False
-    for item in plan.selection.files:
+    for item in plan.files:
         name = APP_MAIN_MODULE + ".py" if item.name == STUB_NAME else item.name
         mode = EXEC_MODE if item.executable else FILE_MODE
         jobs.append(
             Job(name, item.path, None, mode, do_compile and name.endswith(".py"), item.size)
         )
+    staged = plan.staged
+    if staged is not None:
+        native = {dist.name for dist in staged.distributions if dist.native}
+        for dist in staged.distributions:
+            folder = (
+                f"{NATIVE_FOLDER}/{dist.name}-{dist.version}"
+                if dist.name in native
+                else SITE_PACKAGES
+            )
+            for rel in dist.files:
+                path = staged.root / rel
+                st = path.stat()
+                mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
+                compiles = do_compile and rel.endswith(".py")
+                pyc = None
+                if compiles and dist.name in native:
+                    pyc = f"{folder}/{_cached_pyc(rel)}"
+                jobs.append(Job(f"{folder}/{rel}", path, None, mode, compiles, st.st_size, pyc))
+        for rel in staged.loose:
+            path = staged.root / rel
+            compiles = do_compile and rel.endswith(".py")
+            jobs.append(
+                Job(f"{SITE_PACKAGES}/{rel}", path, None, FILE_MODE, compiles, path.stat().st_size)
+            )
     runtime_dir = Path(_runtime.__file__).parent
     for path in sorted(runtime_dir.glob("*.py")):
         name = f"{RUNTIME_PACKAGE}/{path.name}"
         jobs.append(Job(name, path, None, FILE_MODE, do_compile, path.stat().st_size))
     stub = plan.stub.encode("utf-8")
     jobs.append(Job(STUB_NAME, None, stub, FILE_MODE, do_compile, len(stub)))
+    jobs.sort(key=lambda job: job.name)
     return jobs
 
 
@@ -359,6 +506,11 @@ def _manifest(
         "requires_python": plan.requires_python,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if given_epoch else None,
         "bytecode": _bytecode_tag() if options.compile is not False else None,
+        "distributions": [
+            {"name": d.name, "version": d.version, "native": d.native}
+            for d in (plan.staged.distributions if plan.staged else [])
+        ],
+        "runtime": plan.runtime,
         "members": dict(sorted(entries.items())),
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
@@ -372,8 +524,6 @@ def _bytecode_tag() -> str:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 

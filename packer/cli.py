@@ -76,7 +76,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=click.Path(path_type=Path), required=False)
 @click.option(
     "-o",
     "--output",
@@ -155,6 +155,31 @@ def main() -> None:
     "for any N.",
 )
 @click.option(
+    "-r",
+    "--requirement",
+    "requirements",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Bundle what this requirements file names (repeatable); installed with pip now.",
+)
+@click.option(
+    "--with",
+    "with_packages",
+    multiple=True,
+    metavar="SPEC",
+    help="Bundle this requirement, e.g. 'click>=8' (repeatable).",
+)
+@click.option(
+    "--console-script",
+    metavar="NAME",
+    help="Entry point: a console script that a bundled distribution declares.",
+)
+@click.option("--find-links", multiple=True, metavar="URL|DIR", help="Passed to pip.")
+@click.option("--index-url", metavar="URL", help="Passed to pip.")
+@click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL",
+              help="Passed to pip.")  # fmt: skip
+@click.option("--no-index", is_flag=True, default=None, help="Passed to pip: only --find-links.")
+@click.option(
     "--config",
     type=click.Path(path_type=Path),
     help="Read options from this TOML file instead of SOURCE/pyproject.toml.",
@@ -162,7 +187,7 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("-v", "--verbose", is_flag=True, help="List every member written.")
 def build(
-    source: Path,
+    source: Path | None,
     output: Path | None,
     entry: str | None,
     python: str | None,
@@ -176,11 +201,22 @@ def build(
     gitignore: bool | None,
     follow_symlinks: bool | None,
     jobs: int | None,
+    requirements: tuple[Path, ...],
+    with_packages: tuple[str, ...],
+    console_script: str | None,
+    find_links: tuple[str, ...],
+    index_url: str | None,
+    extra_index_urls: tuple[str, ...],
+    no_index: bool | None,
     config: Path | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """Pack the folder SOURCE into a runnable .pyz archive."""
+    """Pack the folder SOURCE, and any bundled dependencies, into a runnable .pyz archive.
+
+    SOURCE may be left out when the archive is made of dependencies alone, e.g.
+    `packer build --with flake8 --console-script flake8`.
+    """
     progress = _Progress(enabled=not quiet)
     with _errors():
         try:
@@ -199,6 +235,13 @@ def build(
                 gitignore=gitignore,
                 follow_symlinks=follow_symlinks,
                 jobs=jobs,
+                requirements=requirements or None,
+                with_packages=with_packages or None,
+                console_script=console_script,
+                find_links=find_links or None,
+                index_url=index_url,
+                extra_index_urls=extra_index_urls or None,
+                no_index=no_index,
                 config=config,
                 progress=progress,
             )
@@ -211,6 +254,12 @@ def build(
             click.echo(f"  {name}")
     if not quiet:
         click.echo(result.summary())
+        if result.distributions:
+            bundled = ", ".join(
+                f"{name} {version}" + (" (native)" if native else "")
+                for name, version, native in result.distributions
+            )
+            click.echo(f"bundled: {bundled}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,13 @@ class Options:
     gitignore: bool | None = None
     follow_symlinks: bool | None = None
     jobs: int | None = None
+    requirements: tuple[Path, ...] | None = None
+    with_packages: tuple[str, ...] | None = None
+    console_script: str | None = None
+    find_links: tuple[str, ...] | None = None
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] | None = None
+    no_index: bool | None = None
 
     def merged_over(self, base: Options) -> Options:
         """These options, with anything not given taken from *base*."""
@@ -67,7 +74,18 @@ _KEYS: dict[str, type] = {
     "gitignore": bool,
     "follow-symlinks": bool,
     "jobs": int,
+    "requirements": list,
+    "with": list,
+    "console-script": str,
+    "find-links": list,
+    "index-url": str,
+    "extra-index-url": list,
+    "no-index": bool,
 }
+
+
+#: Keys whose Options field is not simply the key with dashes as underscores.
+_FIELDS = {"with": "with_packages", "extra-index-url": "extra_index_urls"}
 
 
 def load_config(file: Path, *, table_required: bool = False) -> Options:
@@ -106,7 +124,14 @@ def load_config(file: Path, *, table_required: bool = False) -> Options:
             value = tuple(value)
         if key == "output":
             value = (file.parent / value).absolute()
-        values[key.replace("-", "_")] = value
+        elif key == "requirements":
+            value = tuple((file.parent / item).absolute() for item in value)
+        elif key == "find-links":
+            # Local folders are relative to the file; URLs stay as they are.
+            value = tuple(
+                item if "://" in item else str((file.parent / item).absolute()) for item in value
+            )
+        values[_FIELDS.get(key, key.replace("-", "_"))] = value
     return Options(**values)
 
 

@@ -40,6 +40,8 @@ class Job:
     mode: int
     compile: bool
     size: int = 0
+    #: Where the bytecode goes: beside the source (for zipimport) unless given.
+    pyc_name: str | None = None
 
 
 def produce(job: Job, level: int | None) -> list[Member]:
@@ -56,7 +58,7 @@ def produce(job: Job, level: int | None) -> list[Member]:
     if job.compile:
         pyc = bytecode(job.name, data)
         if pyc is not None:
-            members.append(prepare(job.name + "c", pyc, FILE_MODE, level))
+            members.append(prepare(job.pyc_name or job.name + "c", pyc, FILE_MODE, level))
     return members
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from ._runtime import gate
 from ._runtime.layout import RUNTIME_PACKAGE
@@ -41,12 +42,16 @@ if not python_supported(_CLAUSES, _have):
 
 import {runtime}  # noqa: E402
 
-{runtime}.main(__file__, {kind!r}, {entry!r})
+{runtime}.main(__file__, {kind!r}, {entry!r}, {config!r})
 """
 
 
 def render_stub(
-    entry_kind: str, entry: str, requires_python: str | None, clauses: tuple[Clause, ...]
+    entry_kind: str,
+    entry: str,
+    requires_python: str | None,
+    clauses: tuple[Clause, ...],
+    config: dict[str, Any] | None = None,
 ) -> str:
     """The source of ``__main__.py`` for an archive with this entry point and requirement."""
     return _TEMPLATE.format(
@@ -59,4 +64,5 @@ def render_stub(
         runtime=RUNTIME_PACKAGE,
         kind=entry_kind,
         entry=entry,
+        config=config or {},
     )

@@ -9,18 +9,36 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any, Dict, Optional
 
+from .environment import Environment, activate, deactivate, mount, read_config
 from .errors import ArchiveError, PackerError
 from .launch import call_entry, run_module_as_main
 
-__all__ = ["ArchiveError", "PackerError", "main"]
+__all__ = [
+    "ArchiveError",
+    "Environment",
+    "PackerError",
+    "activate",
+    "deactivate",
+    "main",
+    "mount",
+    "read_config",
+]
 
 
-def main(stub_file: str, entry_kind: str, entry: str) -> None:
+def main(
+    stub_file: str, entry_kind: str, entry: str, config: Optional[Dict[str, Any]] = None
+) -> None:
     """Run the archive whose stub is *stub_file*; called by the generated ``__main__.py``."""
-    archive = os.path.dirname(stub_file)
+    archive = os.path.dirname(os.path.abspath(stub_file))
     if sys.excepthook is sys.__excepthook__:
         sys.excepthook = _print_exception
+    activate(archive, config or {})
+    if os.environ.get("PACKER_INTERPRETER", "") not in ("", "0"):
+        from .interpreter import run_interpreter
+
+        run_interpreter(archive, sys.argv[1:])
     if entry_kind == "callable":
         call_entry(entry)
     elif entry_kind == "module":

@@ -7,8 +7,10 @@ __all__ = [
     "COMMENT_PREFIX",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "NATIVE_FOLDER",
     "RESERVED_PREFIXES",
     "RUNTIME_PACKAGE",
+    "SITE_PACKAGES",
     "STUB_NAME",
 ]
 
@@ -27,6 +29,12 @@ RUNTIME_PACKAGE = "_packer_runtime"
 
 #: The JSON manifest. It lists every other member with its SHA-256 and size.
 MANIFEST_NAME = "_packer/manifest.json"
+
+#: Bundled pure-Python distributions: a folder the runtime puts on sys.path.
+SITE_PACKAGES = "_packer/site-packages"
+
+#: Bundled distributions with native code, one folder each, extracted to the cache at run time.
+NATIVE_FOLDER = "_packer/native"
 
 #: The zip comment starts with this; ``key=value`` fields follow, separated by spaces.
 COMMENT_PREFIX = b"packer/1"

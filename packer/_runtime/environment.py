@@ -1,0 +1,206 @@
+"""Make an archive's code importable: its own files, bundled distributions, native code.
+
+Used by the stub when an archive runs, and by :func:`mount` when another program imports
+from one. Stdlib only and Python 3.9 syntax: this module is copied into every archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import zipfile
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from . import cache
+from .errors import ArchiveError
+from .layout import MANIFEST_NAME
+
+__all__ = ["Environment", "activate", "mount"]
+
+
+def _warn_stderr(archive: str) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        sys.stderr.write("%s: warning: %s\n" % (os.path.basename(archive), message))
+
+    return warn
+
+
+class Environment:
+    """What activating an archive changed, so that it can be undone."""
+
+    def __init__(self, archive: str) -> None:
+        self.archive = archive
+        self.paths: List[str] = []
+        self.finder: Optional[_MetadataFinder] = None
+
+
+def activate(
+    archive: str, config: Dict[str, Any], warn: Optional[Callable[[str], None]] = None
+) -> Environment:
+    """Put the archive's code on ``sys.path`` (after the archive itself) and its metadata in
+    reach of ``importlib.metadata``; extract native code first if it has any."""
+    archive = os.path.abspath(archive)
+    env = Environment(archive)
+    _check_native_tags(archive, config)
+    paths = []
+    if archive not in sys.path:
+        paths.append(archive)
+    paths += cache.ensure_extracted(
+        archive, config.get("native", []), warn or _warn_stderr(archive)
+    )
+    site = config.get("site")
+    if site:
+        paths.append(archive + "/" + site)
+    where = sys.path.index(archive) + 1 if archive in sys.path else 0
+    sys.path[where:where] = paths
+    env.paths = paths
+    dists = config.get("dists") or []
+    if dists and site:
+        env.finder = _MetadataFinder(archive, site, dists)
+        # Ahead of the path finder, so the bundled version wins over one installed here,
+        # as the bundled code does on sys.path.
+        where = next(
+            (i for i, f in enumerate(sys.meta_path) if getattr(f, "__name__", "") == "PathFinder"),
+            len(sys.meta_path),
+        )
+        sys.meta_path.insert(where, env.finder)
+    for pth in config.get("pth", []):
+        _process_pth(archive, site, pth)
+    return env
+
+
+def deactivate(env: Environment) -> None:
+    """Undo :func:`activate`: paths, the metadata finder, and modules imported from them."""
+    for path in env.paths:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(path)
+    if env.finder is not None:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(env.finder)
+    prefixes = (*tuple(p + os.sep for p in env.paths), env.archive + "/")
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        if origin.startswith(prefixes):
+            del sys.modules[name]
+    for path in env.paths:
+        sys.path_importer_cache.pop(path, None)
+
+
+def read_config(archive: str) -> Dict[str, Any]:
+    """The runtime configuration the builder recorded in the archive's manifest."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            manifest = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
+    except KeyError:
+        raise ArchiveError("%s: not a packer archive (no %s)" % (archive, MANIFEST_NAME)) from None
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ArchiveError("%s: cannot read the archive: %s" % (archive, exc)) from None
+    return manifest.get("runtime") or {}
+
+
+@contextlib.contextmanager
+def mount(archive: str) -> Iterator[Environment]:
+    """Make *archive*'s code, bundled distributions and native code importable here.
+
+    Usable as a plain call (the environment stays active) or as a context manager, which
+    undoes it on exit, removing the modules imported from the archive.
+    """
+    env = activate(archive, read_config(archive))
+    try:
+        yield env
+    finally:
+        deactivate(env)
+
+
+def _check_native_tags(archive: str, config: Dict[str, Any]) -> None:
+    natives = config.get("native") or []
+    if not natives:
+        return
+    here = "cp%d%d" % sys.version_info[:2]
+    for dist in natives:
+        tags = dist.get("tags") or []
+        if not tags or any(_tag_fits(tag, here) for tag in tags):
+            continue
+        sys.exit(
+            "%s: %s %s has native code for %s; this is Python %s (%s)"
+            % (
+                os.path.basename(archive),
+                dist["name"],
+                dist["version"],
+                ", ".join(sorted({t.split("-")[0] for t in tags})),
+                sys.version.split()[0],
+                sys.executable,
+            )
+        )
+
+
+def _tag_fits(tag: str, here: str) -> bool:
+    parts = tag.split("-")
+    if len(parts) != 3:
+        return True
+    interpreter, abi, _platform = parts
+    if interpreter.startswith("py"):
+        return True
+    if abi == "abi3":
+        # A stable-ABI wheel loads on its version and every later one.
+        return interpreter.startswith("cp") and int(interpreter[3:] or 0) <= int(here[3:])
+    return interpreter == here
+
+
+def _process_pth(archive: str, site: Optional[str], name: str) -> None:
+    """Honour a bundled ``.pth`` file as ``site`` would: import lines run, others are paths."""
+    if not site:
+        return
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            text = zf.read("%s/%s" % (site, name)).decode("utf-8")
+    except (KeyError, OSError, zipfile.BadZipFile, UnicodeDecodeError):
+        return
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(("import ", "import\t")):
+            exec(line)  # what site.addpackage does with such lines
+            continue
+        path = archive + "/" + site + "/" + line.rstrip("/")
+        if path not in sys.path:
+            sys.path.append(path)
+
+
+_NORMALIZE = re.compile(r"[-_.]+")
+
+
+def _normalize(name: str) -> str:
+    return _NORMALIZE.sub("-", name).lower()
+
+
+class _MetadataFinder:
+    """Lets ``importlib.metadata`` see distributions bundled in the archive.
+
+    Its path-based finder cannot look inside a folder of a zip file, only at a zip's top.
+    """
+
+    def __init__(self, archive: str, site: str, dists: List[List[str]]) -> None:
+        self.archive = archive
+        self.site = site
+        self.dists = [(_normalize(name), info) for name, _version, info in dists]
+
+    def find_spec(self, *args: Any, **kwargs: Any) -> None:
+        return None  # finds distributions only, never modules
+
+    def find_distributions(self, context: Any = None) -> Iterator[Any]:
+        from importlib.metadata import PathDistribution
+
+        wanted = getattr(context, "name", None)
+        wanted = _normalize(wanted) if wanted else None
+        for name, info in self.dists:
+            if wanted is None or name == wanted:
+                at = "%s/%s/" % (self.site, info)
+                yield PathDistribution(zipfile.Path(self.archive, at=at))
+
+    def invalidate_caches(self) -> None:
+        pass
