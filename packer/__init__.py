@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from ._runtime.environment import Environment, mount
 from ._version import __version__
 from .builder import BuildResult, build
 from .errors import (
@@ -23,8 +24,10 @@ __all__ = [
     "BuildResult",
     "ConfigError",
     "EntryPointError",
+    "Environment",
     "PackerError",
     "SourceError",
     "__version__",
     "build",
+    "mount",
 ]

@@ -337,7 +337,8 @@ def _runtime_config(staged: Staged | None) -> dict[str, Any]:
     if pure or staged.loose:
         config["site"] = SITE_PACKAGES
         config["dists"] = [[d.name, d.version, d.dist_info] for d in pure]
-        config["pth"] = [rel for rel in staged.loose if "/" not in rel and rel.endswith(".pth")]
+        top_level = [rel for d in pure for rel in d.files] + staged.loose
+        config["pth"] = sorted(rel for rel in top_level if "/" not in rel and rel.endswith(".pth"))
     if natives:
         config["native"] = [_native_entry(staged.root, dist) for dist in natives]
     return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import click
 
 from . import __version__
 from .builder import build as build_archive
+from .cache import cache_info, cache_root, prune
 from .errors import PackerError
 
 __all__ = ["main"]
@@ -260,6 +262,66 @@ def build(
                 for name, version, native in result.distributions
             )
             click.echo(f"bundled: {bundled}")
+
+
+@main.group()
+def cache() -> None:
+    """Show and clean the cache of extracted native code."""
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_info_command(as_json: bool) -> None:
+    """List the cache's entries: size, last use, and whether complete."""
+    entries = cache_info()
+    if as_json:
+        payload = {
+            "root": str(cache_root()),
+            "entries": [
+                {
+                    "name": e.name,
+                    "path": str(e.path),
+                    "size": e.size,
+                    "last_used": e.last_used,
+                    "complete": e.complete,
+                }
+                for e in entries
+            ],
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    click.echo(f"cache: {cache_root()}")
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+        state = "" if e.complete else "  (incomplete)"
+        click.echo(f"  {e.name}  {_size(e.size)}  last used {when}{state}")
+    total = sum(e.size for e in entries)
+    click.echo(f"{len(entries)} entries, {_size(total)}")
+
+
+@cache.command("prune")
+@click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS",
+              help="Remove entries not used for DAYS days.")  # fmt: skip
+@click.option("--all", "remove_all", is_flag=True, help="Remove every entry not in use.")
+def cache_prune_command(older_than: float | None, remove_all: bool) -> None:
+    """Remove cache entries; entries a running archive uses are always kept."""
+    if older_than is None and not remove_all:
+        raise click.UsageError("give --older-than DAYS or --all")
+    removed, busy = prune(older_than, remove_all=remove_all)
+    for entry in removed:
+        click.echo(f"removed {entry.name} ({_size(entry.size)})")
+    for entry in busy:
+        click.echo(f"kept {entry.name}: in use by a running archive", err=True)
+    click.echo(f"{len(removed)} removed, {len(busy)} in use")
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 if __name__ == "__main__":  # pragma: no cover

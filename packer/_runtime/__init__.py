@@ -34,7 +34,10 @@ def main(
     archive = os.path.dirname(os.path.abspath(stub_file))
     if sys.excepthook is sys.__excepthook__:
         sys.excepthook = _print_exception
-    activate(archive, config or {})
+    try:
+        activate(archive, config or {})
+    except ArchiveError as error:
+        sys.exit(str(error))
     if os.environ.get("PACKER_INTERPRETER", "") not in ("", "0"):
         from .interpreter import run_interpreter
 

@@ -29,12 +29,21 @@ def _warn_stderr(archive: str) -> Callable[[str], None]:
 
 
 class Environment:
-    """What activating an archive changed, so that it can be undone."""
+    """What activating an archive changed, so that it can be undone.
+
+    A context manager: leaving the ``with`` block undoes it (see :func:`deactivate`).
+    """
 
     def __init__(self, archive: str) -> None:
         self.archive = archive
         self.paths: List[str] = []
         self.finder: Optional[_MetadataFinder] = None
+
+    def __enter__(self) -> Environment:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        deactivate(self)
 
 
 def activate(
@@ -68,7 +77,7 @@ def activate(
         )
         sys.meta_path.insert(where, env.finder)
     for pth in config.get("pth", []):
-        _process_pth(archive, site, pth)
+        env.paths += _process_pth(archive, site, pth)
     return env
 
 
@@ -101,18 +110,13 @@ def read_config(archive: str) -> Dict[str, Any]:
     return manifest.get("runtime") or {}
 
 
-@contextlib.contextmanager
-def mount(archive: str) -> Iterator[Environment]:
+def mount(archive: str) -> Environment:
     """Make *archive*'s code, bundled distributions and native code importable here.
 
-    Usable as a plain call (the environment stays active) or as a context manager, which
-    undoes it on exit, removing the modules imported from the archive.
+    Takes effect at once and stays; used as a context manager (``with mount(p):``) it is
+    undone on exit, and the modules imported from the archive are forgotten.
     """
-    env = activate(archive, read_config(archive))
-    try:
-        yield env
-    finally:
-        deactivate(env)
+    return activate(archive, read_config(archive))
 
 
 def _check_native_tags(archive: str, config: Dict[str, Any]) -> None:
@@ -124,7 +128,7 @@ def _check_native_tags(archive: str, config: Dict[str, Any]) -> None:
         tags = dist.get("tags") or []
         if not tags or any(_tag_fits(tag, here) for tag in tags):
             continue
-        sys.exit(
+        raise ArchiveError(
             "%s: %s %s has native code for %s; this is Python %s (%s)"
             % (
                 os.path.basename(archive),
@@ -150,15 +154,19 @@ def _tag_fits(tag: str, here: str) -> bool:
     return interpreter == here
 
 
-def _process_pth(archive: str, site: Optional[str], name: str) -> None:
-    """Honour a bundled ``.pth`` file as ``site`` would: import lines run, others are paths."""
+def _process_pth(archive: str, site: Optional[str], name: str) -> List[str]:
+    """Honour a bundled ``.pth`` file as ``site`` would: import lines run, others are paths.
+
+    Returns the paths it added to ``sys.path``.
+    """
+    added: List[str] = []
     if not site:
-        return
+        return added
     try:
         with zipfile.ZipFile(archive) as zf:
             text = zf.read("%s/%s" % (site, name)).decode("utf-8")
     except (KeyError, OSError, zipfile.BadZipFile, UnicodeDecodeError):
-        return
+        return added
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -169,6 +177,8 @@ def _process_pth(archive: str, site: Optional[str], name: str) -> None:
         path = archive + "/" + site + "/" + line.rstrip("/")
         if path not in sys.path:
             sys.path.append(path)
+            added.append(path)
+    return added
 
 
 _NORMALIZE = re.compile(r"[-_.]+")

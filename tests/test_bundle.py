@@ -1,0 +1,453 @@
+"""Bundled dependencies, native code and importing from inside: real wheels, real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import REPO, clean_env, other_interpreters, packer_cli, run, write_tree
+from wheels import GREET_ENTRY_POINTS, GREET_FILES, make_wheel
+
+from packer.cli import main as cli_main
+
+APP = {
+    "app/__init__.py": "",
+    "app/util.py": "def double(x):\n    return 2 * x\n",
+    "app/data/config.txt": "app config\n",
+    "app/cli.py": """
+import json
+import multiprocessing
+import sys
+
+
+def info():
+    import click, msgpack, greet, greet_extra_mod
+    from importlib.metadata import entry_points, version
+    from importlib.resources import files
+
+    eps = entry_points()
+    plugins = eps.select(group="greet.plugins") if hasattr(eps, "select") else eps["greet.plugins"]
+    return {
+        "click": version("click"),
+        "click_file": click.__file__,
+        "msgpack": version("msgpack"),
+        "greet": version("greet"),
+        "ext": msgpack.Packer.__module__,
+        "msgpack_file": msgpack.__file__,
+        "plugins": sorted(ep.name for ep in plugins),
+        "app_data": files("app").joinpath("data/config.txt").read_text().strip(),
+        "greet_data": greet.data(),
+        "pth": greet_extra_mod.VALUE,
+    }
+
+
+def square(x):
+    import msgpack
+    return msgpack.unpackb(msgpack.packb(x * x))
+
+
+def main():
+    command = sys.argv[1] if len(sys.argv) > 1 else "info"
+    if command == "info":
+        print(json.dumps(info()))
+    elif command == "mp":
+        with multiprocessing.get_context(sys.argv[2]).Pool(2) as pool:
+            print(json.dumps(pool.map(square, range(5))))
+    elif command == "wait":
+        print("ready", flush=True)
+        sys.stdin.readline()
+        print(square(7), flush=True)
+    return 0
+""",
+}
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """click and msgpack from PyPI (msgpack has a C extension), and a small wheel of ours."""
+    house = tmp_path_factory.mktemp("wheelhouse")
+    make_wheel(house, "greet", "1.0", GREET_FILES, entry_points=GREET_ENTRY_POINTS)
+    proc = run(
+        [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+         "--only-binary=:all:", "--dest", house, "click", "msgpack"],
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return house
+
+
+@pytest.fixture(scope="session")
+def app_pyz(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bundle")
+    src = write_tree(root / "src", APP)
+    out = root / "app.pyz"
+    proc = packer_cli(
+        "build", src, "-o", out, "-m", "app.cli:main", "--with", "click", "--with", "msgpack",
+        "--with", "greet", "--no-index", "--find-links", wheelhouse,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "bundled: click " in proc.stdout and "msgpack " in proc.stdout
+    assert "(native)" in proc.stdout
+    return out
+
+
+def run_app(archive: Path, *args: str, cache: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return run([archive, *args], env=clean_env(PACKER_CACHE=str(cache), **env))
+
+
+def entries(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+
+
+def test_bundled_code_metadata_resources_and_compiled_extension(
+    app_pyz: Path, tmp_path: Path
+) -> None:
+    proc = run_app(app_pyz, cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    info = json.loads(proc.stdout)
+    assert info["ext"] == "msgpack._cmsgpack", "the C extension, not the pure-Python fallback"
+    assert info["msgpack_file"].startswith(str(tmp_path / "cache"))
+    assert info["click_file"].startswith(f"{app_pyz}/_packer/site-packages/"), (
+        "pure code from the zip"
+    )
+    assert info["greet"] == "1.0" and info["plugins"] == ["loud"]
+    assert info["app_data"] == "app config" and info["greet_data"] == "greet data"
+    assert info["pth"] == "from a .pth path"
+    import click
+
+    assert info["click"] != "" and info["msgpack"] != ""
+    del click
+
+
+def test_only_native_distributions_are_extracted_once(app_pyz: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert run_app(app_pyz, cache=cache).returncode == 0
+    (entry,) = entries(cache)
+    assert entry.startswith("msgpack-")
+    folder = cache / entry
+    assert (folder / ".packer-complete").is_file()
+    assert not list(folder.rglob("click*")), "pure-Python distributions stay in the archive"
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+    warm = run_app(app_pyz, cache=cache)
+    assert warm.returncode == 0
+    after = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+    assert after == before, "a warm start extracts nothing"
+    assert entries(cache) == [entry]
+
+
+def test_sixteen_concurrent_cold_starts(app_pyz: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    env = clean_env(PACKER_CACHE=str(cache))
+    procs = [
+        subprocess.Popen(
+            [app_pyz], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(16)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, results, strict=False):
+        assert proc.returncode == 0, stderr
+        assert json.loads(stdout)["ext"] == "msgpack._cmsgpack"
+    assert len(entries(cache)) == 1, entries(cache)
+
+
+def test_interrupted_and_broken_extractions_are_repaired(app_pyz: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert run_app(app_pyz, cache=cache).returncode == 0
+    (entry,) = entries(cache)
+    # What a run killed mid-extraction leaves: a temporary folder with part of the files.
+    partial = cache / f".tmp-{entry}-killed"
+    shutil.copytree(cache / entry, partial)
+    (partial / ".packer-complete").unlink()
+    # And an entry whose marker is missing (damaged by hand): not to be trusted.
+    (cache / entry / ".packer-complete").unlink()
+    for so in (cache / entry).rglob("*.so"):
+        so.write_bytes(b"truncated")
+    proc = run_app(app_pyz, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ext"] == "msgpack._cmsgpack"
+    assert (cache / entry / ".packer-complete").is_file()
+    # The killed run's leftovers are never used, and prune clears them.
+    prune = CliRunner().invoke(
+        cli_main, ["cache", "prune", "--older-than", "365"], env={"PACKER_CACHE": str(cache)}
+    )
+    assert prune.exit_code == 0, prune.output
+    assert entries(cache) == [entry]
+
+
+def _assert_fallback(proc: subprocess.CompletedProcess[str], unusable: str) -> None:
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ext"] == "msgpack._cmsgpack"
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"app.pyz: warning: cannot use the cache folder {unusable} (")
+    private = lines[0].rsplit(" ", 1)[1]
+    assert not os.path.exists(private), "the private folder is removed at exit"
+
+
+def test_cache_that_is_a_file_falls_back(app_pyz: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    _assert_fallback(run_app(app_pyz, cache=blocker), str(blocker))
+    assert blocker.read_text() == "not a folder"
+
+
+def as_unprivileged(command: list[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
+    """*command*, run without root's power to write anywhere (when the tests run as root)."""
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to test unwritable folders as root"
+    return [setpriv, "--bounding-set=-dac_override", "--inh-caps=-dac_override", *command]
+
+
+def test_home_nonexistent_falls_back(app_pyz: Path, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root could create /nonexistent; a HOME under a folder it cannot write is the same.
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        home = str(locked / "nonexistent")
+    else:
+        home = "/nonexistent"
+    env = clean_env(HOME=home)
+    env.pop("XDG_CACHE_HOME", None)
+    try:
+        _assert_fallback(run(as_unprivileged([app_pyz]), env=env), f"{home}/.cache/packer")
+        assert not os.path.exists(home)
+    finally:
+        if os.geteuid() == 0:
+            (tmp_path / "locked").chmod(0o755)
+
+
+def test_read_only_cache_falls_back(app_pyz: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "ro"
+    cache.mkdir()
+    cache.chmod(0o555)
+    try:
+        proc = run(as_unprivileged([app_pyz]), env=clean_env(PACKER_CACHE=str(cache)))
+        _assert_fallback(proc, str(cache))
+        assert entries(cache) == []
+    finally:
+        cache.chmod(0o755)
+
+
+def test_import_project_code_with_python_isolated(app_pyz: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys, importlib.util; sys.path.insert(0, sys.argv[1]); import app.util; "
+        "assert importlib.util.find_spec('packer') is None; print(app.util.double(21))"
+    )
+    proc = run([sys.executable, "-I", "-S", "-c", code, app_pyz], cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "42\n"), proc.stderr
+
+
+def test_mount_one_liner_without_packer(app_pyz: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import _packer_runtime; "
+        "_packer_runtime.mount(sys.argv[1]); "
+        "import importlib.util; assert importlib.util.find_spec('packer') is None; "
+        "import app.cli, json; print(json.dumps(app.cli.info()))"
+    )
+    proc = run(
+        [sys.executable, "-I", "-S", "-c", code, app_pyz],
+        env=clean_env(PACKER_CACHE=str(tmp_path / "c")),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ext"] == "msgpack._cmsgpack"
+
+
+def test_packer_mount_is_a_context_manager_that_undoes_itself(
+    app_pyz: Path, tmp_path: Path
+) -> None:
+    code = (
+        "import sys, packer\n"
+        "before = list(sys.path)\n"
+        "with packer.mount(sys.argv[1]):\n"
+        "    import msgpack, greet\n"
+        "    assert msgpack.Packer.__module__ == 'msgpack._cmsgpack'\n"
+        "    print(greet.hello())\n"
+        "assert sys.path == before, sys.path\n"
+        "assert 'greet' not in sys.modules and 'msgpack' not in sys.modules\n"
+        "try:\n    import greet\nexcept ImportError:\n    print('gone')\n"
+    )
+    proc = run(
+        [sys.executable, "-c", code, app_pyz],
+        env=clean_env(PYTHONPATH=str(REPO), PACKER_CACHE=str(tmp_path / "c")),
+    )
+    assert (proc.returncode, proc.stdout) == (0, "hello from greet\ngone\n"), proc.stderr
+
+
+def test_interpreter_mode(app_pyz: Path, tmp_path: Path) -> None:
+    env = clean_env(PACKER_INTERPRETER="1", PACKER_CACHE=str(tmp_path / "c"))
+    proc = run([app_pyz, "-c", "import sys, greet; print(greet.hello(), sys.argv)", "x"], env=env)
+    assert (proc.returncode, proc.stdout) == (0, "hello from greet ['-c', 'x']\n"), proc.stderr
+    proc = run([app_pyz, "-m", "greet.cli", "y"], env=env)
+    assert proc.returncode == 0, proc.stderr
+    script = tmp_path / "script.py"
+    script.write_text("import sys, msgpack\nprint(msgpack.Packer.__module__, sys.argv[1:])\n")
+    proc = run([app_pyz, script, "z"], env=env)
+    assert (proc.returncode, proc.stdout) == (0, "msgpack._cmsgpack ['z']\n"), proc.stderr
+    proc = subprocess.run([app_pyz], input="import greet\nprint(greet.data())\n", env=env,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (0, "greet data\n"), proc.stderr
+    proc = run([app_pyz, "--bogus"], env=env)
+    assert proc.returncode == 1 and "unknown option --bogus" in proc.stderr
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_multiprocessing_from_inside(app_pyz: Path, tmp_path: Path, method: str) -> None:
+    proc = run_app(app_pyz, "mp", method, cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [0, 1, 4, 9, 16]
+
+
+def test_prune_never_removes_what_a_running_archive_uses(app_pyz: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    env = clean_env(PACKER_CACHE=str(cache))
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(
+        [app_pyz, "wait"], env=env, stdin=pipe, stdout=pipe, stderr=pipe, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline() == "ready\n"
+        pruned = packer_cli("cache", "prune", "--all", PACKER_CACHE=str(cache))
+        assert pruned.returncode == 0, pruned.stderr
+        assert "in use by a running archive" in pruned.stderr
+        assert len(entries(cache)) == 1
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "49\n"
+    finally:
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    info = packer_cli("cache", "info", "--json", PACKER_CACHE=str(cache))
+    assert len(json.loads(info.stdout)["entries"]) == 1
+    pruned = packer_cli("cache", "prune", "--all", PACKER_CACHE=str(cache))
+    assert pruned.returncode == 0 and pruned.stdout.startswith("removed msgpack-")
+    assert entries(cache) == []
+
+
+def test_console_script_of_a_bundled_distribution_without_source(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "greet-tool.pyz"
+    proc = packer_cli("build", "-o", out, "--with", "greet", "--console-script", "greet-tool",
+                      "--no-index", "--find-links", wheelhouse)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    ran = run([out, "a"])
+    assert (ran.returncode, ran.stdout) == (0, "greet-tool hello from greet ['a']\n"), ran.stderr
+    missing = packer_cli("build", "-o", tmp_path / "x.pyz", "--with", "greet", "--console-script",
+                         "nope", "--no-index", "--find-links", wheelhouse)  # fmt: skip
+    assert missing.returncode == 1
+    assert missing.stderr == "packer: console script 'nope': no bundled distribution declares it\n"
+    assert not (tmp_path / "x.pyz").exists()
+
+
+def test_entry_point_in_a_bundled_module(wheelhouse: Path, tmp_path: Path) -> None:
+    out = tmp_path / "g.pyz"
+    proc = packer_cli("build", "-o", out, "--with", "greet", "-m", "greet.cli:main", "--no-index",
+                      "--find-links", wheelhouse)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert run([out]).stdout == "greet-tool hello from greet []\n"
+
+
+def test_unresolvable_requirement_is_one_line_and_writes_nothing(
+    wheelhouse: Path, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    src = make_tree({"main.py": "print('x')\n"})
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = packer_cli("build", src, "-o", out / "a.pyz", "-m", "main",
+                      "--with", "no-such-dist-xyz==1.0", "--no-index", "--find-links", wheelhouse)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("packer: pip could not install no-such-dist-xyz==1.0: ")
+    assert "No matching distribution found for no-such-dist-xyz==1.0" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert list(out.iterdir()) == []
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("greet\nanother-missing-dist\n")
+    proc = packer_cli("build", src, "-o", out / "a.pyz", "-m", "main", "-r", reqs, "--no-index",
+                      "--find-links", wheelhouse)  # fmt: skip
+    assert proc.returncode == 1 and "another-missing-dist" in proc.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_requirements_file_and_config_table(
+    wheelhouse: Path, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    src = make_tree(
+        {
+            "main.py": "import greet\nprint(greet.hello())\n",
+            "requirements.txt": "greet==1.0\n",
+            "pyproject.toml": (
+                '[tool.packer]\nentry = "main"\nrequirements = ["requirements.txt"]\n'
+                f'no-index = true\nfind-links = ["{wheelhouse}"]\n'
+            ),
+        }
+    )
+    out = tmp_path / "cfg.pyz"
+    proc = packer_cli("build", src, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert run([out]).stdout == "hello from greet\n"
+
+
+def test_pure_bundle_runs_on_every_other_python(
+    wheelhouse: Path, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    interpreters = other_interpreters()
+    if not interpreters:
+        pytest.skip("no other CPython 3.9+ on this machine")
+    src = make_tree(
+        {
+            "main.py": (
+                "import greet, greet_extra_mod\n"
+                "print(greet.hello(), greet.data(), greet_extra_mod.VALUE)\n"
+            )
+        }
+    )
+    out = tmp_path / "pure.pyz"
+    proc = packer_cli(
+        "build",
+        src,
+        "-o",
+        out,
+        "-m",
+        "main",
+        "--with",
+        "greet",
+        "--no-index",
+        "--find-links",
+        wheelhouse,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for python, version in interpreters:
+        ran = run([python, out])
+        assert (ran.returncode, ran.stdout) == (
+            0,
+            "hello from greet greet data from a .pth path\n",
+        ), (version, ran.stderr)
+
+
+def test_native_code_for_another_python_is_refused_in_one_line(
+    app_pyz: Path, tmp_path: Path
+) -> None:
+    interpreters = other_interpreters()
+    if not interpreters:
+        pytest.skip("no other CPython 3.9+ on this machine")
+    python, version = interpreters[-1]
+    proc = run([python, app_pyz], env=clean_env(PACKER_CACHE=str(tmp_path / "c")))
+    assert proc.returncode == 1
+    tag = "cp{}{}".format(*sys.version_info[:2])
+    assert (
+        proc.stderr.startswith("app.pyz: msgpack ")
+        and f"has native code for {tag}; this is Python {version[0]}.{version[1]}" in proc.stderr
+    )
+    assert proc.stderr.count("\n") == 1
