@@ -3,11 +3,14 @@ build is big enough to repay starting worker processes."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib.util
 import marshal
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -28,6 +31,7 @@ _COMPILE_WEIGHT = 10
 #: Members travel to and from workers in batches of about this many bytes, or this many jobs.
 _BATCH_BYTES = 2 << 20
 _BATCH_JOBS = 64
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -87,9 +91,16 @@ def _produce_batch(jobs: list[Job], level: int | None) -> list[list[Member]]:
     return [produce(job, level) for job in jobs]
 
 
-def _ignore_sigint() -> None:
+def _init_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group; the parent alone decides what happens then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        # Die with the parent even when it is killed outright: a forked worker holds both ends
+        # of its job pipe, so it would never see end-of-file and would wait forever.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before we could ask to follow it
 
 
 def _work(job: Job) -> int:
@@ -117,25 +128,39 @@ def produce_in_order(
             yield job, produce(job, level)
         return
     batches = _batches(jobs)
+    # A KeyboardInterrupt raised at an arbitrary point inside the executor's machinery can
+    # leave it deadlocked; note Ctrl-C instead, and raise it between batches.
+    interrupted: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
     context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(
+        max_workers=count, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+    )
     pending: deque[tuple[list[Job], Future[list[list[Member]]]]] = deque()
     try:
         for batch in batches:
             pending.append((batch, pool.submit(_produce_batch, batch, level)))
             if len(pending) >= count * 2:
-                yield from _drain_one(pending)
+                yield from _drain_one(pending, interrupted)
         while pending:
-            yield from _drain_one(pending)
+            yield from _drain_one(pending, interrupted)
+        if interrupted:
+            raise KeyboardInterrupt
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        signal.signal(signal.SIGINT, previous)
 
 
 def _drain_one(
-    pending: deque[tuple[list[Job], Future[list[list[Member]]]]],
+    pending: deque[tuple[list[Job], Future[list[list[Member]]]]], interrupted: list[int]
 ) -> Iterator[tuple[Job, list[Member]]]:
     batch, future = pending.popleft()
-    yield from zip(batch, future.result(), strict=True)
+    results = future.result()
+    if interrupted:
+        raise KeyboardInterrupt
+    yield from zip(batch, results, strict=True)
 
 
 def _batches(jobs: list[Job]) -> list[list[Job]]:

@@ -223,7 +223,8 @@ def test_ctrl_c_mid_build_leaves_nothing_behind(
 ) -> None:
     files: dict[str, str | bytes] = {"main.py": "print('x')\n"}
     for i in range(40):
-        files[f"data/blob{i}.bin"] = os.urandom(1_000_000)
+        # Hex text: compressible, and slow to deflate at level 9, so the build takes a while.
+        files[f"data/blob{i}.txt"] = os.urandom(500_000).hex()
     src = make_tree(files)
     out = tmp_path / "out" / "app.pyz"
     out.parent.mkdir()
@@ -307,3 +308,56 @@ def test_progress_bar_on_a_terminal_only(make_tree: Callable[..., Path], tmp_pat
     assert proc.returncode == 0
     assert "[#" in terminal and " members" in terminal, terminal
     assert "members" in proc.stdout.decode()
+
+
+@pytest.mark.slow
+def test_killed_build_leaves_no_worker_processes(
+    make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes] = {"main.py": "print('x')\n"}
+    for i in range(40):
+        files[f"data/blob{i}.txt"] = os.urandom(500_000).hex()
+    src = make_tree(files)
+    out = tmp_path / "out"
+    out.mkdir()
+    from helpers import REPO
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "packer", "build", str(src), "-o", str(out / "app.pyz"),
+         "-m", "main", "--compression-level", "9"],
+        env=clean_env(PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        # Wait until the build is writing and has started its workers.
+        while not (any(p.name.endswith(".tmp") for p in out.iterdir()) and _children(proc.pid)):
+            assert proc.poll() is None, "a build this size runs long enough to be killed"
+            assert time.monotonic() < deadline, "a build this size uses worker processes"
+            time.sleep(0.005)
+        children = _children(proc.pid)
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(os.path.exists(f"/proc/{pid}") and _ppid(pid) != proc.pid for pid in children):
+            assert time.monotonic() < deadline, "workers outlived the killed build"
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _ppid(int(entry)) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fp:
+            return int(fp.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -365,8 +365,9 @@ def test_unresolvable_requirement_is_one_line_and_writes_nothing(
     src = make_tree({"main.py": "print('x')\n"})
     out = tmp_path / "out"
     out.mkdir()
-    proc = packer_cli("build", src, "-o", out / "a.pyz", "-m", "main",
-                      "--with", "no-such-dist-xyz==1.0", "--no-index", "--find-links", wheelhouse)  # fmt: skip
+    missing = "no-such-dist-xyz==1.0"
+    proc = packer_cli("build", src, "-o", out / "a.pyz", "-m", "main", "--with", missing,
+                      "--no-index", "--find-links", wheelhouse)  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.startswith("packer: pip could not install no-such-dist-xyz==1.0: ")
     assert "No matching distribution found for no-such-dist-xyz==1.0" in proc.stderr
