@@ -452,3 +452,16 @@ def test_native_code_for_another_python_is_refused_in_one_line(
         and f"has native code for {tag}; this is Python {version[0]}.{version[1]}" in proc.stderr
     )
     assert proc.stderr.count("\n") == 1
+
+
+def test_bundled_modules_use_their_bytecode(app_pyz: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "compiled = []\n"
+        "sys.addaudithook(lambda e, a: compiled.append(str(a[1])) if e == 'compile' else None)\n"
+        "import click, greet\n"
+        "print([n for n in compiled if 'site-packages' in n])\n"
+    )
+    env = clean_env(PACKER_INTERPRETER="1", PACKER_CACHE=str(tmp_path / "c"))
+    proc = run([app_pyz, "-c", code], env=env)
+    assert (proc.returncode, proc.stdout) == (0, "[]\n"), proc.stderr

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Dict, Optional
 
 from .environment import Environment, activate, deactivate, mount, read_config
 from .errors import ArchiveError, PackerError
 from .launch import call_entry, run_module_as_main
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
 
 __all__ = [
     "ArchiveError",

@@ -9,10 +9,13 @@ import hashlib
 import json
 import os
 import zipfile
-from typing import IO, Any, Dict, Optional
 
 from .errors import ArchiveError
 from .layout import COMMENT_PREFIX, MANIFEST_NAME
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import IO, Any, Dict, Optional
 
 __all__ = [
     "EndRecord",

@@ -11,16 +11,15 @@ Stdlib only and Python 3.9 syntax: this module is copied into every archive.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import errno
 import os
-import shutil
 import stat
-import tempfile
 import time
-import zipfile
-from typing import Any, Callable, Dict, List, Optional
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional
 
 __all__ = [
     "LOCK",
@@ -69,6 +68,10 @@ def ensure_extracted(
     try:
         return [_ensure(archive, root, dist) for dist in natives]
     except OSError as exc:
+        import atexit
+        import shutil
+        import tempfile
+
         reason = exc.strerror or str(exc)
         private = tempfile.mkdtemp(prefix="packer-")  # mode 0700
         atexit.register(shutil.rmtree, private, True)
@@ -124,6 +127,11 @@ def _touch(path: str) -> None:
 
 
 def _extract(archive: str, root: str, final: str, dist: Dict[str, Any]) -> None:
+    # Only a cold start gets here: keep these imports off the warm path.
+    import shutil
+    import tempfile
+    import zipfile
+
     os.makedirs(root, exist_ok=True)
     if os.path.lexists(final):
         # There without its marker: left by something other than a finished extraction.
@@ -160,6 +168,9 @@ def _extract(archive: str, root: str, final: str, dist: Dict[str, Any]) -> None:
 
 
 def _discard(root: str, path: str) -> None:
+    import shutil
+    import tempfile
+
     trash = tempfile.mkdtemp(prefix=".trash-", dir=root)
     with contextlib.suppress(FileNotFoundError):
         os.rename(path, os.path.join(trash, "entry"))

@@ -7,16 +7,17 @@ from one. Stdlib only and Python 3.9 syntax: this module is copied into every ar
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import sys
-import zipfile
-from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import cache
 from .errors import ArchiveError
+from .importer import install as install_importer
 from .layout import MANIFEST_NAME
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, Optional
 
 __all__ = ["Environment", "activate", "mount"]
 
@@ -54,6 +55,7 @@ def activate(
     archive = os.path.abspath(archive)
     env = Environment(archive)
     _check_native_tags(archive, config)
+    install_importer(archive)
     paths = []
     if archive not in sys.path:
         paths.append(archive)
@@ -100,6 +102,9 @@ def deactivate(env: Environment) -> None:
 
 def read_config(archive: str) -> Dict[str, Any]:
     """The runtime configuration the builder recorded in the archive's manifest."""
+    import json
+    import zipfile
+
     try:
         with zipfile.ZipFile(archive) as zf:
             manifest = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
@@ -159,6 +164,8 @@ def _process_pth(archive: str, site: Optional[str], name: str) -> List[str]:
 
     Returns the paths it added to ``sys.path``.
     """
+    import zipfile
+
     added: List[str] = []
     if not site:
         return added
@@ -181,11 +188,16 @@ def _process_pth(archive: str, site: Optional[str], name: str) -> List[str]:
     return added
 
 
-_NORMALIZE = re.compile(r"[-_.]+")
-
-
 def _normalize(name: str) -> str:
-    return _NORMALIZE.sub("-", name).lower()
+    """PEP 503 normalisation (runs of -_. become -), without importing re at start-up."""
+    out: List[str] = []
+    for char in name.lower():
+        if char in "-_.":
+            if not out or out[-1] != "-":
+                out.append("-")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 class _MetadataFinder:
@@ -203,6 +215,7 @@ class _MetadataFinder:
         return None  # finds distributions only, never modules
 
     def find_distributions(self, context: Any = None) -> Iterator[Any]:
+        import zipfile
         from importlib.metadata import PathDistribution
 
         wanted = getattr(context, "name", None)

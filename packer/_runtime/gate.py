@@ -8,9 +8,9 @@ Keep this function in the plainest syntax: no annotations, f-strings or keyword-
 
 from __future__ import annotations
 
-from typing import Tuple
-
-Clause = Tuple[str, Tuple[int, ...], bool]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["python_supported"]
 

@@ -10,9 +10,12 @@ import os
 import runpy
 import sys
 import types
-from typing import List, NoReturn
 
 from .launch import run_module_as_main
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import List, NoReturn
 
 __all__ = ["run_interpreter"]
 

@@ -9,7 +9,10 @@ import importlib
 import importlib.util
 import sys
 import types
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = ["call_entry", "run_module_as_main"]
 
