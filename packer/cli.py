@@ -13,8 +13,13 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from ._runtime import report, toolbox
+from ._runtime.toolbox import Limits
 from .builder import build as build_archive
 from .cache import cache_info, cache_root, prune
+from .convert import FORMATS
+from .convert import convert as convert_archive
+from .diff import diff as diff_archives
 from .errors import PackerError
 
 __all__ = ["main"]
@@ -262,6 +267,167 @@ def build(
                 for name, version, native in result.distributions
             )
             click.echo(f"bundled: {bundled}")
+
+
+def _limits(max_members: int | None, max_size: int | None, max_ratio: float | None) -> Limits:
+    defaults = Limits()
+    return Limits(
+        max_members=max_members if max_members is not None else defaults.max_members,
+        max_size=max_size if max_size is not None else defaults.max_size,
+        max_ratio=max_ratio if max_ratio is not None else defaults.max_ratio,
+    )
+
+
+def _limit_options(function: F) -> F:
+    """--max-members/--max-size/--max-ratio: the zip-bomb limits."""
+    for option in (
+        click.option("--max-ratio", type=click.FloatRange(min=1), metavar="N",
+                     help="Refuse members that expand more than N times [default: 200]."),
+        click.option("--max-size", type=click.IntRange(min=0), metavar="BYTES",
+                     help="Refuse archives that unpack to more than BYTES [default: 4 GiB]."),
+        click.option("--max-members", type=click.IntRange(min=0), metavar="N",
+                     help="Refuse archives with more than N members [default: 100000]."),
+    ):  # fmt: skip
+        function = option(function)
+    return function
+
+
+_ARCHIVE = click.Path(path_type=Path)
+
+
+@main.command()
+@click.argument("archive", type=_ARCHIVE)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_limit_options
+def info(
+    archive: Path,
+    as_json: bool,
+    max_members: int | None,
+    max_size: int | None,
+    max_ratio: float | None,
+) -> None:
+    """Show what ARCHIVE is: interpreter, entry point, build, sizes, digest, distributions.
+
+    Reads packer archives, shiv (environment.json), pex (PEX-INFO), zipapps and plain zips.
+    """
+    with _errors():
+        data = toolbox.info(str(archive), _limits(max_members, max_size, max_ratio))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for line in report.info_lines(data):
+            click.echo(line)
+
+
+@main.command("list")
+@click.argument("archive", type=_ARCHIVE)
+@click.option("--long", "long_", is_flag=True, help="Show mode, size, packed size and method.")
+@click.option("--tree", is_flag=True, help="Indent names by folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_limit_options
+def list_command(
+    archive: Path,
+    long_: bool,
+    tree: bool,
+    as_json: bool,
+    max_members: int | None,
+    max_size: int | None,
+    max_ratio: float | None,
+) -> None:
+    """List the members of ARCHIVE."""
+    with _errors():
+        rows = toolbox.list_members(str(archive), _limits(max_members, max_size, max_ratio))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for line in report.list_lines(rows, long_, tree):
+            click.echo(line)
+
+
+@main.command()
+@click.argument("archive", type=_ARCHIVE)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_limit_options
+def verify(
+    archive: Path,
+    as_json: bool,
+    max_members: int | None,
+    max_size: int | None,
+    max_ratio: float | None,
+) -> None:
+    """Check ARCHIVE: body digest, every member's SHA-256 and size, CRCs, nothing missing or extra.
+
+    Every problem is reported, one line each; the exit status is 0 only when all hold.
+    """
+    with _errors():
+        problems, facts = toolbox.verify(str(archive), _limits(max_members, max_size, max_ratio))
+    if as_json:
+        click.echo(json.dumps({"ok": not problems, "problems": problems, **facts}, indent=2))
+    else:
+        for line in report.verify_lines(problems, facts, archive.name):
+            click.echo(line)
+    if problems:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("archive", type=_ARCHIVE)
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("members", nargs=-1)
+@click.option("--overwrite", is_flag=True, help="Replace files that already exist in DEST.")
+@_limit_options
+def extract(
+    archive: Path,
+    dest: Path,
+    members: tuple[str, ...],
+    overwrite: bool,
+    max_members: int | None,
+    max_size: int | None,
+    max_ratio: float | None,
+) -> None:
+    """Extract ARCHIVE (or the MEMBERS named; folders select their contents) into DEST.
+
+    Names that would land outside DEST are refused before anything is written; existing
+    files are kept unless --overwrite.
+    """
+    with _errors():
+        written = toolbox.extract(
+            str(archive), str(dest), members, overwrite, _limits(max_members, max_size, max_ratio)
+        )
+    click.echo(f"extracted {len(written)} files to {dest}")
+
+
+@main.command()
+@click.argument("archive", type=_ARCHIVE)
+@click.option("--to", "to", type=click.Choice(FORMATS), required=True,
+              help="zip: no stub; tar: a .tar.gz of the members; pyz: with a shebang.")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@click.option("-p", "--python", metavar="INTERP", help="With --to pyz: the shebang's interpreter.")
+def convert(archive: Path, to: str, output: Path, python: str | None) -> None:
+    """Convert ARCHIVE to a plain zip, a .tar.gz, or a .pyz with a (new) shebang."""
+    with _errors():
+        out = convert_archive(archive, output, to, interpreter=python)
+    click.echo(f"wrote {out}")
+
+
+@main.command("diff")
+@click.argument("a", type=_ARCHIVE)
+@click.argument("b", type=_ARCHIVE)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def diff_command(a: Path, b: Path, as_json: bool) -> None:
+    """Compare archives A and B: members added (+), removed (-), changed (~), and fields.
+
+    Exit status 0 when identical, 1 when not.
+    """
+    with _errors():
+        result = diff_archives(a, b)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+    else:
+        for line in result.lines():
+            click.echo(line)
+        click.echo("identical" if result.identical else "different")
+    sys.exit(0 if result.identical else 1)
 
 
 @main.group()

@@ -37,6 +37,11 @@ def main(
     archive = os.path.dirname(os.path.abspath(stub_file))
     if sys.excepthook is sys.__excepthook__:
         sys.excepthook = _print_exception
+    if os.environ.get("PACKER_TOOLS", "") not in ("", "0"):
+        # The archive's own read-only tools; inspecting never needs its code activated.
+        from .report import tools_main
+
+        sys.exit(tools_main(archive, sys.argv[1:]))
     try:
         activate(archive, config or {})
     except ArchiveError as error:

@@ -1,0 +1,167 @@
+"""Text for the read-only tools, and ``PACKER_TOOLS=1 ./app.pyz info|list|verify|extract``.
+
+The packer CLI prints the same lines, so an archive's built-in tools and packer agree.
+Stdlib only and Python 3.9 syntax: this module is copied into every archive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from .errors import PackerError
+from .toolbox import Limits, extract, info, list_members, verify
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Sequence
+
+__all__ = ["DIGEST_NOTE", "info_lines", "list_lines", "tools_main", "verify_lines"]
+
+DIGEST_NOTE = (
+    "note: a digest detects corruption; only a signature checked against a key you trust "
+    "says who made an archive"
+)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return "%d %s" % (value, unit) if unit == "B" else "%.1f %s" % (value, unit)
+        value /= 1024
+    return "%d B" % n
+
+
+def info_lines(data: Dict[str, Any]) -> List[str]:
+    """``info`` as text: one ``key: value`` line per fact."""
+    digest = data.get("digest") or {}
+    lines = [
+        "archive: %s" % data["path"],
+        "kind: %s" % data["kind"],
+        "interpreter: %s" % (data.get("interpreter") or "(no shebang)"),
+        "entry point: %s" % (data.get("entry_point") or "-"),
+        "requires-python: %s" % (data.get("requires_python") or "-"),
+    ]
+    if data["kind"] == "packer":
+        lines += [
+            "packer version: %s" % data.get("packer_version"),
+            "build id: %s" % data.get("build_id"),
+            "created: %s" % (data.get("created") or "(not recorded)"),
+        ]
+    elif data.get("build_id") or data.get("created"):
+        lines.append("build id: %s" % (data.get("build_id") or "-"))
+        lines.append("created: %s" % (data.get("created") or "-"))
+    lines += [
+        "members: %d" % data["members"],
+        "size: %s stored, %s packed" % (_size(data["stored_size"]), _size(data["packed_size"])),
+        "digest: %s" % digest.get("status", "absent"),
+        "signature: %s" % data.get("signature", "absent"),
+    ]
+    dists = data.get("distributions") or []
+    if dists:
+        shown = [
+            "%s %s%s" % (d["name"], d.get("version") or "", " (native)" if d.get("native") else "")
+            for d in dists
+        ]
+        lines.append("distributions: %s" % ", ".join(s.strip() for s in shown))
+    else:
+        lines.append("distributions: -")
+    lines.append("native: %s" % (", ".join(data.get("native") or []) or "-"))
+    return lines
+
+
+def list_lines(rows: Sequence[Dict[str, Any]], long: bool = False, tree: bool = False) -> List[str]:
+    """``list`` as text: names; with *long* sizes, modes and methods; with *tree* indented."""
+    lines = []
+    for row in rows:
+        name = row["name"]
+        if tree:
+            depth = name.rstrip("/").count("/")
+            label = name.rstrip("/").split("/")[-1] + ("/" if row["kind"] == "dir" else "")
+            name = "  " * depth + label
+        if long:
+            lines.append(
+                "%s %10d %10d %-8s %s"
+                % ((row["mode"] or "-").rjust(4), row["size"], row["packed"], row["method"], name)
+            )
+        else:
+            lines.append(name)
+    return lines
+
+
+def verify_lines(problems: Sequence[str], facts: Dict[str, Any], path: str) -> List[str]:
+    if problems:
+        lines = list(problems)
+        lines.append(
+            "%s: FAILED, %d problem%s" % (path, len(problems), "" if len(problems) == 1 else "s")
+        )
+    else:
+        lines = [
+            "%s: OK (%s archive, %d members checked, digest %s)"
+            % (path, facts["kind"], facts["members_checked"], facts["digest"])
+        ]
+    lines.append(DIGEST_NOTE)
+    return lines
+
+
+_USAGE = (
+    "usage: PACKER_TOOLS=1 %s info [--json] | list [--long] [--tree] [--json] | "
+    "verify [--json] | extract DEST [MEMBER ...] [--overwrite]"
+)
+
+
+def tools_main(archive: str, argv: Sequence[str]) -> int:
+    """The archive's own read-only tools; what ``PACKER_TOOLS=1 ./app.pyz ...`` runs."""
+    name = os.path.basename(archive)
+    args = list(argv)
+    flags = {a for a in args if a.startswith("--")}
+    words = [a for a in args if not a.startswith("--")]
+    if not words or words[0] not in ("info", "list", "verify", "extract"):
+        sys.stderr.write(_USAGE % name + "\n")
+        return 2
+    command, rest = words[0], words[1:]
+    allowed = {
+        "info": {"--json"},
+        "list": {"--json", "--long", "--tree"},
+        "verify": {"--json"},
+        "extract": {"--overwrite"},
+    }[command]
+    if flags - allowed or (command != "extract" and rest) or (command == "extract" and not rest):
+        sys.stderr.write(_USAGE % name + "\n")
+        return 2
+    try:
+        if command == "info":
+            data = info(archive)
+            _out(
+                [json.dumps(data, indent=2, sort_keys=True)]
+                if "--json" in flags
+                else info_lines(data)
+            )
+        elif command == "list":
+            rows = list_members(archive)
+            if "--json" in flags:
+                _out([json.dumps(rows, indent=2)])
+            else:
+                _out(list_lines(rows, "--long" in flags, "--tree" in flags))
+        elif command == "verify":
+            problems, facts = verify(archive)
+            if "--json" in flags:
+                _out([json.dumps({"ok": not problems, "problems": problems, **facts}, indent=2)])
+            else:
+                _out(verify_lines(problems, facts, name))
+            return 1 if problems else 0
+        else:
+            written = extract(
+                archive, rest[0], rest[1:], overwrite="--overwrite" in flags, limits=Limits()
+            )
+            _out(["extracted %d files to %s" % (len(written), rest[0])])
+    except PackerError as error:
+        sys.stderr.write("%s: %s\n" % (name, error))
+        return 1
+    return 0
+
+
+def _out(lines: Sequence[str]) -> None:
+    sys.stdout.write("".join(line + "\n" for line in lines))
