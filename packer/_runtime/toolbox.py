@@ -63,12 +63,32 @@ def _name(path: str) -> str:
     return os.path.basename(path) or path
 
 
-def open_zip(path: str, limits: Optional[Limits] = None) -> zipfile.ZipFile:
-    """Open *path* as a zip, checking the declared counts and sizes against *limits*."""
+def open_zip(
+    path: str, limits: Optional[Limits] = None, check_digest: bool = True
+) -> zipfile.ZipFile:
+    """Open *path* as a zip, checking the declared counts and sizes against *limits*.
+
+    The end record must be whole (zipfile forgives a cut-off comment), and with
+    *check_digest* an archive that records a body digest must match it: a damaged archive is
+    refused in one line, and ``verify`` says what is wrong.
+    """
     limits = limits or Limits()
     name = _name(path)
     if os.path.isdir(path):
         raise ArchiveError("%s: is a folder, not an archive" % path)
+    try:
+        with open(path, "rb") as fp:
+            end = read_end_record(fp, name)
+            recorded = end.fields.get("sha256") if check_digest else None
+            if recorded is not None and body_digest(fp, end) != recorded:
+                raise ArchiveError(
+                    "%s: damaged: the body digest does not match (verify lists what is wrong)"
+                    % name
+                )
+    except FileNotFoundError:
+        raise ArchiveError("%s: no such file" % path) from None
+    except OSError as exc:
+        raise ArchiveError("%s: cannot read: %s" % (path, exc.strerror)) from None
     try:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:
@@ -285,7 +305,7 @@ def verify(path: str, limits: Optional[Limits] = None) -> Tuple[List[str], Dict[
             "%s: body digest mismatch: recorded %s, actual %s"
             % (name, digest["recorded"], digest["actual"])
         )
-    with open_zip(path, limits) as zf:
+    with open_zip(path, limits, check_digest=False) as zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
         facts["kind"] = kind = _kind(names)
@@ -471,7 +491,8 @@ def _check_names(
     folded: Dict[str, str] = {}
     for i in chosen:
         member = i.filename
-        reason = _unsafe_reason(member)
+        # zipfile cuts a name at its first NUL; the name as stored is kept in orig_filename.
+        reason = _unsafe_reason(getattr(i, "orig_filename", member))
         if reason:
             raise ArchiveError("%s: member %r has %s; nothing extracted" % (name, member, reason))
         key = member.rstrip("/")
