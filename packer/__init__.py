@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from ._runtime.environment import Environment, mount
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .builder import BuildResult, build
 from .errors import (
     ArchiveError,
     BuildError,
@@ -17,6 +17,28 @@ from .errors import (
     PackerError,
     SourceError,
 )
+
+if TYPE_CHECKING:
+    from ._runtime.environment import Environment, mount
+    from .builder import BuildResult, build
+
+# The builder and the runtime load on first use, so `packer --version` and the inspection
+# commands start quickly.
+_LAZY = {
+    "BuildResult": ".builder",
+    "build": ".builder",
+    "Environment": "._runtime.environment",
+    "mount": "._runtime.environment",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'packer' has no attribute {name!r}")
+
 
 __all__ = [
     "ArchiveError",

@@ -15,11 +15,6 @@ import click
 from . import __version__
 from ._runtime import report, toolbox
 from ._runtime.toolbox import Limits
-from .builder import build as build_archive
-from .cache import cache_info, cache_root, prune
-from .convert import FORMATS
-from .convert import convert as convert_archive
-from .diff import diff as diff_archives
 from .errors import PackerError
 
 __all__ = ["main"]
@@ -224,6 +219,9 @@ def build(
     SOURCE may be left out when the archive is made of dependencies alone, e.g.
     `packer build --with flake8 --console-script flake8`.
     """
+
+    from .builder import build as build_archive
+
     progress = _Progress(enabled=not quiet)
     with _errors():
         try:
@@ -399,12 +397,14 @@ def extract(
 
 @main.command()
 @click.argument("archive", type=_ARCHIVE)
-@click.option("--to", "to", type=click.Choice(FORMATS), required=True,
+@click.option("--to", "to", type=click.Choice(("zip", "tar", "pyz")), required=True,
               help="zip: no stub; tar: a .tar.gz of the members; pyz: with a shebang.")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
 @click.option("-p", "--python", metavar="INTERP", help="With --to pyz: the shebang's interpreter.")
 def convert(archive: Path, to: str, output: Path, python: str | None) -> None:
     """Convert ARCHIVE to a plain zip, a .tar.gz, or a .pyz with a (new) shebang."""
+    from .convert import convert as convert_archive
+
     with _errors():
         out = convert_archive(archive, output, to, interpreter=python)
     click.echo(f"wrote {out}")
@@ -419,6 +419,9 @@ def diff_command(a: Path, b: Path, as_json: bool) -> None:
 
     Exit status 0 when identical, 1 when not.
     """
+
+    from .diff import diff as diff_archives
+
     with _errors():
         result = diff_archives(a, b)
     if as_json:
@@ -439,6 +442,8 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_info_command(as_json: bool) -> None:
     """List the cache's entries: size, last use, and whether complete."""
+    from .cache import cache_info, cache_root
+
     entries = cache_info()
     if as_json:
         payload = {
@@ -471,6 +476,9 @@ def cache_info_command(as_json: bool) -> None:
 @click.option("--all", "remove_all", is_flag=True, help="Remove every entry not in use.")
 def cache_prune_command(older_than: float | None, remove_all: bool) -> None:
     """Remove cache entries; entries a running archive uses are always kept."""
+
+    from .cache import prune
+
     if older_than is None and not remove_all:
         raise click.UsageError("give --older-than DAYS or --all")
     removed, busy = prune(older_than, remove_all=remove_all)

@@ -7,18 +7,20 @@ import contextlib
 import ctypes
 import importlib.util
 import marshal
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import SourceError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 from .zipwriter import FILE_MODE, Member, prepare
 
 __all__ = ["Job", "produce_in_order"]
@@ -127,6 +129,9 @@ def produce_in_order(
         for job in jobs:
             yield job, produce(job, level)
         return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     batches = _batches(jobs)
     # A KeyboardInterrupt raised at an arbitrary point inside the executor's machinery can
     # leave it deadlocked; note Ctrl-C instead, and raise it between batches.
