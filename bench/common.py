@@ -45,11 +45,15 @@ def make_venv(where: Path, *requirements: str) -> Path:
     return python
 
 
-def timed(command: Sequence[str | os.PathLike[str]], cwd: Path | None = None) -> float:
-    """Wall-clock seconds of one run of *command*; raises if it fails."""
+def timed(command: Sequence[str | os.PathLike[str]], cwd: Path | None = None, **env: str) -> float:
+    """Wall-clock seconds of one run of *command* (with *env* added); raises if it fails."""
     start = time.perf_counter()
     proc = subprocess.run(
-        [os.fspath(c) for c in command], cwd=cwd, env=bench_env(), capture_output=True, check=False
+        [os.fspath(c) for c in command],
+        cwd=cwd,
+        env=bench_env(**env),
+        capture_output=True,
+        check=False,
     )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:

@@ -104,6 +104,8 @@ def build(
     index_url: str | None = None,
     extra_index_urls: Iterable[str] | None = None,
     no_index: bool | None = None,
+    sign_key: str | os.PathLike[str] | None = None,
+    verify_on_start: bool | None = None,
     config: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
@@ -115,6 +117,8 @@ def build(
     *requirements* (files) and *with_packages* (specs) are installed with pip at build time
     and packed; *find_links*, *index_url*, *extra_index_urls* and *no_index* go to pip.
     *console_script* names a bundled distribution's console script as the entry point.
+    *sign_key* (an Ed25519 private key file, see ``packer keygen``) signs the archive;
+    *verify_on_start* makes it check its digest before running anything.
     *jobs* caps the worker processes used for big builds (default: one per CPU; 1 for none);
     the output does not depend on it. Nothing is written unless the whole build succeeds;
     an existing *output* is replaced only then.
@@ -142,6 +146,8 @@ def build(
         index_url=index_url,
         extra_index_urls=tuple(extra_index_urls) if extra_index_urls else None,
         no_index=no_index,
+        sign_key=Path(sign_key).absolute() if sign_key is not None else None,
+        verify_on_start=verify_on_start,
     )
     options = _resolve_options(src, given, Path(config) if config is not None else None)
     out = _check_output(src, options)
@@ -323,6 +329,8 @@ def _plan(src: Path | None, out: Path, options: Options, staged: Staged | None) 
     requires = options.requires_python
     clauses = parse_requires_python(requires) if requires else ()
     runtime = _runtime_config(staged)
+    if options.verify_on_start:
+        runtime["verify"] = True
     stub = render_stub(entry.kind, entry.value, requires, clauses, runtime)
     return _Plan(files, staged, entry, entry_text, requires, stub, runtime, warnings)
 
@@ -469,7 +477,7 @@ def _write(
             manifest_member = prepare(MANIFEST_NAME, manifest, FILE_MODE, level)
             writer.add(manifest_member)
             stored += manifest_member.size
-            digest = writer.finish(lambda d: format_comment({"sha256": d}))
+            digest = writer.finish(lambda d: format_comment(_comment_fields(d, options)))
             fp.flush()
             os.fsync(fp.fileno())
         os.chmod(tmp, _output_mode(with_shebang))
@@ -484,6 +492,15 @@ def _write(
         raise
     names = sorted([*entries, MANIFEST_NAME])
     return names, stored, digest, build_id
+
+
+def _comment_fields(digest: str, options: Options) -> dict[str, str]:
+    fields = {"sha256": digest}
+    if options.sign_key is not None:
+        from .signing import sign_digest
+
+        fields["ed25519"] = sign_digest(options.sign_key, digest)
+    return fields
 
 
 def _parents(name: str) -> list[str]:

@@ -182,6 +182,17 @@ def main() -> None:
               help="Passed to pip.")  # fmt: skip
 @click.option("--no-index", is_flag=True, default=None, help="Passed to pip: only --find-links.")
 @click.option(
+    "--sign-key",
+    type=click.Path(path_type=Path),
+    help="Sign the archive with this Ed25519 private key (see packer keygen).",
+)
+@click.option(
+    "--verify-on-start",
+    is_flag=True,
+    default=None,
+    help="The archive checks its digest before running anything.",
+)
+@click.option(
     "--config",
     type=click.Path(path_type=Path),
     help="Read options from this TOML file instead of SOURCE/pyproject.toml.",
@@ -210,6 +221,8 @@ def build(
     index_url: str | None,
     extra_index_urls: tuple[str, ...],
     no_index: bool | None,
+    sign_key: Path | None,
+    verify_on_start: bool | None,
     config: Path | None,
     quiet: bool,
     verbose: bool,
@@ -247,6 +260,8 @@ def build(
                 index_url=index_url,
                 extra_index_urls=extra_index_urls or None,
                 no_index=no_index,
+                sign_key=sign_key,
+                verify_on_start=verify_on_start,
                 config=config,
                 progress=progress,
             )
@@ -344,10 +359,15 @@ def list_command(
 
 @main.command()
 @click.argument("archive", type=_ARCHIVE)
+@click.option("--key", type=click.Path(path_type=Path), metavar="PUBLIC_KEY",
+              help="Check the archive's signature against this Ed25519 public key.")  # fmt: skip
+@click.option("--require-signature", is_flag=True, help="Fail when the archive is not signed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_limit_options
 def verify(
     archive: Path,
+    key: Path | None,
+    require_signature: bool,
     as_json: bool,
     max_members: int | None,
     max_size: int | None,
@@ -355,10 +375,21 @@ def verify(
 ) -> None:
     """Check ARCHIVE: body digest, every member's SHA-256 and size, CRCs, nothing missing or extra.
 
-    Every problem is reported, one line each; the exit status is 0 only when all hold.
+    Every problem is reported, one line each; the exit status is 0 only when all hold. A
+    digest detects corruption; only a signature checked with --key against a key you trust
+    says who made the archive.
     """
     with _errors():
         problems, facts = toolbox.verify(str(archive), _limits(max_members, max_size, max_ratio))
+        if key is not None or require_signature:
+            from .signing import signature_status
+
+            status, problem = signature_status(archive, key)
+            facts["signature"] = status
+            if problem:
+                problems.append(problem)
+            elif status == "absent" and (require_signature or key is not None):
+                problems.append(f"{archive.name}: not signed")
     if as_json:
         click.echo(json.dumps({"ok": not problems, "problems": problems, **facts}, indent=2))
     else:
@@ -431,6 +462,31 @@ def diff_command(a: Path, b: Path, as_json: bool) -> None:
             click.echo(line)
         click.echo("identical" if result.identical else "different")
     sys.exit(0 if result.identical else 1)
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, metavar="NAME",
+              help="Private key to NAME (mode 0600), public key to NAME.pub.")  # fmt: skip
+def keygen(output: Path) -> None:
+    """Make an Ed25519 key pair for signing archives (needs packer[sign])."""
+    from .signing import keygen as make_keys
+
+    with _errors():
+        private, public = make_keys(output)
+    click.echo(f"wrote {private} (private, keep it secret) and {public} (public)")
+
+
+@main.command()
+@click.argument("archive", type=_ARCHIVE)
+@click.option("--key", type=click.Path(path_type=Path), required=True, metavar="PRIVATE_KEY",
+              help="The Ed25519 private key to sign with.")  # fmt: skip
+def sign(archive: Path, key: Path) -> None:
+    """Sign ARCHIVE's digest with an Ed25519 key; the signature goes in its zip comment."""
+    from .signing import sign as sign_archive
+
+    with _errors():
+        digest = sign_archive(archive, key)
+    click.echo(f"signed {archive.name} (sha256 {digest})")
 
 
 @main.group()

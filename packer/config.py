@@ -50,6 +50,8 @@ class Options:
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] | None = None
     no_index: bool | None = None
+    sign_key: Path | None = None
+    verify_on_start: bool | None = None
 
     def merged_over(self, base: Options) -> Options:
         """These options, with anything not given taken from *base*."""
@@ -81,6 +83,8 @@ _KEYS: dict[str, type] = {
     "index-url": str,
     "extra-index-url": list,
     "no-index": bool,
+    "sign-key": str,
+    "verify-on-start": bool,
 }
 
 
@@ -122,7 +126,7 @@ def load_config(file: Path, *, table_required: bool = False) -> Options:
             if not all(isinstance(item, str) for item in value):
                 raise ConfigError(f"{where}: {key} must be a list of strings")
             value = tuple(value)
-        if key == "output":
+        if key in ("output", "sign-key"):
             value = (file.parent / value).absolute()
         elif key == "requirements":
             value = tuple((file.parent / item).absolute() for item in value)

@@ -98,9 +98,10 @@ def verify_lines(problems: Sequence[str], facts: Dict[str, Any], path: str) -> L
             "%s: FAILED, %d problem%s" % (path, len(problems), "" if len(problems) == 1 else "s")
         )
     else:
+        signature = ", signature %s" % facts["signature"] if facts.get("signature") else ""
         lines = [
-            "%s: OK (%s archive, %d members checked, digest %s)"
-            % (path, facts["kind"], facts["members_checked"], facts["digest"])
+            "%s: OK (%s archive, %d members checked, digest %s%s)"
+            % (path, facts["kind"], facts["members_checked"], facts["digest"], signature)
         ]
     lines.append(DIGEST_NOTE)
     return lines

@@ -187,7 +187,7 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
             "distributions": [],
             "native": [],
             "digest": _digest_status(path),
-            "signature": "absent",
+            "signature": _signature_presence(path),
         }
         if kind == "packer":
             manifest = _read_json(zf, MANIFEST_NAME, name) or {}
@@ -264,6 +264,12 @@ def _digest_status(path: str) -> Dict[str, Any]:
         raise ArchiveError("%s: cannot read: %s" % (path, exc.strerror)) from None
     status = "ok" if actual == recorded else "mismatch"
     return {"status": status, "recorded": recorded, "actual": actual}
+
+
+def _signature_presence(path: str) -> str:
+    with open(path, "rb") as fp:
+        end = read_end_record(fp, _name(path))
+    return "present (check it with verify --key)" if "ed25519" in end.fields else "absent"
 
 
 def list_members(path: str, limits: Optional[Limits] = None) -> List[Dict[str, Any]]:
