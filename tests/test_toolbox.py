@@ -458,3 +458,33 @@ def test_verify_names_what_is_wrong(pyz: Path, tmp_path: Path) -> None:
         code, stdout, stderr = cli("verify", damaged[label])
         assert code == 1, label
         assert needle in (stdout + stderr), (label, stdout, stderr)
+
+
+@pytest.mark.parametrize("kind", ["zipapp", "shiv", "pex"])
+def test_every_command_on_peer_archives(
+    peers: dict[str, Path], pyz: Path, tmp_path: Path, kind: str
+) -> None:
+    path = peers[kind]
+    before = _sha(path)
+    code, stdout, _ = cli("verify", path, "--json")
+    assert code == 0 and json.loads(stdout)["kind"] == kind
+    for flags in (["--long"], ["--tree"]):
+        code, stdout, _ = cli("list", path, *flags)
+        assert code == 0 and "cli.py" in stdout
+    dest = tmp_path / "out"
+    code, stdout, stderr = cli("extract", path, dest)
+    assert code == 0, stderr
+    assert any(p.name == "cli.py" for p in dest.rglob("*"))
+    for to, name in (("zip", "c.zip"), ("tar", "c.tar.gz"), ("pyz", "c.pyz")):
+        code, _, stderr = cli("convert", path, "--to", to, "-o", tmp_path / name)
+        assert code == 0, (to, stderr)
+    with zipfile.ZipFile(tmp_path / "c.zip") as zf:
+        assert zf.testzip() is None and any(n.endswith("tool/cli.py") for n in zf.namelist())
+    with tarfile.open(tmp_path / "c.tar.gz") as tar:
+        assert any(n.endswith("tool/cli.py") for n in tar.getnames())
+    ran = run([tmp_path / "c.pyz", "q"])
+    assert (ran.returncode, ran.stdout) == (0, "tool ran ['q']\n"), ran.stderr
+    assert cli("diff", path, path)[0] == 0
+    code, stdout, _ = cli("diff", path, pyz, "--json")
+    assert code == 1 and json.loads(stdout)["identical"] is False
+    assert _sha(path) == before
