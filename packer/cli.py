@@ -200,71 +200,24 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("-v", "--verbose", is_flag=True, help="List every member written.")
 def build(
-    source: Path | None,
-    output: Path | None,
-    entry: str | None,
-    python: str | None,
-    shebang: bool | None,
-    requires_python: str | None,
-    compile: bool | None,
-    compress: bool | None,
-    compression_level: int | None,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    gitignore: bool | None,
-    follow_symlinks: bool | None,
-    jobs: int | None,
-    requirements: tuple[Path, ...],
-    with_packages: tuple[str, ...],
-    console_script: str | None,
-    find_links: tuple[str, ...],
-    index_url: str | None,
-    extra_index_urls: tuple[str, ...],
-    no_index: bool | None,
-    sign_key: Path | None,
-    verify_on_start: bool | None,
-    config: Path | None,
-    quiet: bool,
-    verbose: bool,
+    source: Path | None, output: Path | None, quiet: bool, verbose: bool, **options: Any
 ) -> None:
     """Pack the folder SOURCE, and any bundled dependencies, into a runnable .pyz archive.
 
     SOURCE may be left out when the archive is made of dependencies alone, e.g.
     `packer build --with flake8 --console-script flake8`.
     """
-
     from .builder import build as build_archive
 
+    # Repeatable options come as tuples, empty when not given: "not given" is None to the API,
+    # so that [tool.packer] can supply them.
+    given: dict[str, Any] = {
+        k: (v or None) if isinstance(v, tuple) else v for k, v in options.items()
+    }
     progress = _Progress(enabled=not quiet)
     with _errors():
         try:
-            result = build_archive(
-                source,
-                output,
-                entry=entry,
-                python=python,
-                shebang=shebang,
-                requires_python=requires_python,
-                compile=compile,
-                compress=compress,
-                compression_level=compression_level,
-                include=include or None,
-                exclude=exclude or None,
-                gitignore=gitignore,
-                follow_symlinks=follow_symlinks,
-                jobs=jobs,
-                requirements=requirements or None,
-                with_packages=with_packages or None,
-                console_script=console_script,
-                find_links=find_links or None,
-                index_url=index_url,
-                extra_index_urls=extra_index_urls or None,
-                no_index=no_index,
-                sign_key=sign_key,
-                verify_on_start=verify_on_start,
-                config=config,
-                progress=progress,
-            )
+            result = build_archive(source, output, progress=progress, **given)
         finally:
             progress.close()
     for warning in result.warnings:

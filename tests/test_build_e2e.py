@@ -229,15 +229,20 @@ def test_disk_full_mid_write_leaves_no_output_and_keeps_the_old_one(
     assert sorted(p.name for p in out.parent.iterdir()) == ["app.pyz"]
 
 
+def _slow_tree(make_tree: Callable[..., Path]) -> Path:
+    """40 MB of hex text: compressible, and slow to deflate at level 9, so a build takes a
+    while and uses worker processes."""
+    files: dict[str, str | bytes] = {"main.py": "print('x')\n"}
+    for i in range(40):
+        files[f"data/blob{i}.txt"] = os.urandom(500_000).hex()
+    return make_tree(files)
+
+
 @pytest.mark.slow
 def test_ctrl_c_mid_build_leaves_nothing_behind(
     make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
-    files: dict[str, str | bytes] = {"main.py": "print('x')\n"}
-    for i in range(40):
-        # Hex text: compressible, and slow to deflate at level 9, so the build takes a while.
-        files[f"data/blob{i}.txt"] = os.urandom(500_000).hex()
-    src = make_tree(files)
+    src = _slow_tree(make_tree)
     out = tmp_path / "out" / "app.pyz"
     out.parent.mkdir()
     out.write_bytes(b"previous build")
@@ -326,10 +331,7 @@ def test_progress_bar_on_a_terminal_only(make_tree: Callable[..., Path], tmp_pat
 def test_killed_build_leaves_no_worker_processes(
     make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
-    files: dict[str, str | bytes] = {"main.py": "print('x')\n"}
-    for i in range(40):
-        files[f"data/blob{i}.txt"] = os.urandom(500_000).hex()
-    src = make_tree(files)
+    src = _slow_tree(make_tree)
     out = tmp_path / "out"
     out.mkdir()
     from helpers import REPO
