@@ -21,14 +21,25 @@ def tool(name: str) -> str:
 
 def test_ruff_check() -> None:
     proc = run(
-        [tool("ruff"), "check", "packer", "tests", "bench", "build.py"], cwd=REPO, env=clean_env()
+        [tool("ruff"), "check", "packer", "sample_server", "tests", "bench", "build.py"],
+        cwd=REPO,
+        env=clean_env(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_format() -> None:
     proc = run(
-        [tool("ruff"), "format", "--check", "packer", "tests", "bench", "build.py"],
+        [
+            tool("ruff"),
+            "format",
+            "--check",
+            "packer",
+            "sample_server",
+            "tests",
+            "bench",
+            "build.py",
+        ],
         cwd=REPO,
         env=clean_env(),
     )

@@ -1,0 +1,135 @@
+"""One worker process: an event loop serving the shared listening socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .protocol import EchoProtocol, Stats
+
+__all__ = ["Settings", "new_loop", "run_worker"]
+
+log = logging.getLogger("sample_server")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``start`` was told (paths absolute)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9002
+    workers: int = 2
+    pid_file: Path = Path("/tmp/sample-server.pid")
+    log_file: Path | None = None
+    idle_timeout: float = 300.0
+    max_connections: int = 10000
+    loop: str = "auto"
+    graceful_timeout: float = 10.0
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the master and workers publish their state for ``status``."""
+        return self.pid_file.with_name(self.pid_file.name + ".d")
+
+
+def new_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
+    """An event loop of the kind asked for: uvloop when installed and ``auto``."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise RuntimeError("--loop uvloop: uvloop is not installed") from None
+        else:
+            return uvloop.new_event_loop(), "uvloop"
+    return asyncio.new_event_loop(), "asyncio"
+
+
+def _quiet_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # One line per problem, never a traceback: EMFILE on accept (asyncio backs off by itself)
+    # and peers that vanish are expected in a server's life.
+    exc = context.get("exception")
+    log.warning("%s%s", context.get("message", "error"), f": {exc}" if exc else "")
+
+
+def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
+    """Serve *sock* until told to stop; write one byte to *ready* once serving."""
+    loop, kind = new_loop(settings.loop)
+    asyncio.set_event_loop(loop)
+    loop.set_exception_handler(_quiet_errors)
+    stats = Stats()
+    started = time.time()
+    stats_file = settings.run_dir / f"worker-{os.getpid()}.json"
+
+    def factory() -> EchoProtocol:
+        return EchoProtocol(stats, settings.idle_timeout, settings.max_connections)
+
+    server = loop.run_until_complete(loop.create_server(factory, sock=sock, backlog=1024))
+    stopping = asyncio.Event()
+
+    def publish() -> None:
+        data = {
+            "pid": os.getpid(),
+            "started": started,
+            "loop": kind,
+            "open": stats.open,
+            "total": stats.total,
+            "rejected": stats.rejected,
+            "bytes_in": stats.bytes_in,
+            "bytes_out": stats.bytes_out,
+        }
+        tmp = stats_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, stats_file)
+        except OSError:
+            pass
+        if not stopping.is_set():
+            loop.call_later(0.5, publish)
+
+    def fast_stop() -> None:
+        stopping.set()
+        server.close()
+        for protocol in list(stats.live):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        loop.stop()
+
+    def graceful_stop() -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        server.close()  # stop accepting; the master's socket stays open for the others
+        for protocol in list(stats.live):
+            protocol.close_when_drained()
+        deadline = loop.time() + settings.graceful_timeout
+
+        def check() -> None:
+            if not stats.live or loop.time() >= deadline:
+                fast_stop()
+            else:
+                loop.call_later(0.05, check)
+
+        check()
+
+    loop.add_signal_handler(signal.SIGTERM, fast_stop)
+    loop.add_signal_handler(signal.SIGINT, fast_stop)
+    loop.add_signal_handler(signal.SIGQUIT, graceful_stop)
+    publish()
+    os.write(ready, b"r")
+    os.close(ready)
+    try:
+        loop.run_forever()
+    finally:
+        with contextlib.suppress(OSError):
+            stats_file.unlink()
+        loop.close()

@@ -1,0 +1,88 @@
+"""Helpers: run sample-server, start the real daemon on a free port, stop it without fail."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+
+def server_command() -> list[str]:
+    """How to run sample-server: ``SAMPLE_SERVER_COMMAND`` (JSON list) when set (inside
+    app.pyz it names the archive), else ``python -m sample_server`` from this tree."""
+    given = os.environ.get("SAMPLE_SERVER_COMMAND")
+    if given:
+        return list(json.loads(given))
+    return [sys.executable, "-m", "sample_server"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    if not os.environ.get("SAMPLE_SERVER_COMMAND"):
+        env["PYTHONPATH"] = str(_HERE.parent.parent)
+    return env
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*server_command(), *args], env=_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)  # fmt: skip
+
+
+@dataclass
+class Server:
+    host: str
+    port: int
+    pid: int
+    pid_file: Path
+
+    def status(self) -> dict:  # type: ignore[type-arg]
+        proc = cli("status", "--json", "--pid-file", str(self.pid_file))
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def worker_pids(self) -> list[int]:
+        return [w["pid"] for w in self.status()["workers"]]
+
+
+def start(tmp: Path, *extra: str) -> Server:
+    pid_file = tmp / "server.pid"
+    proc = cli("start", "-d", "--port", "0", "--pid-file", str(pid_file), *extra)
+    assert proc.returncode == 0, proc.stderr
+    match = re.fullmatch(r"listening on (\S+):(\d+) \(pid (\d+)\)\n", proc.stdout)
+    assert match, proc.stdout
+    return Server(match[1], int(match[2]), int(match[3]), pid_file)
+
+
+def kill_everything(server: Server) -> None:
+    """Stop the server; whatever is still alive after that is killed (no process left)."""
+    pids = {server.pid}
+    with contextlib.suppress(AssertionError, ValueError, KeyError):
+        pids.update(server.worker_pids())
+    cli("stop", "--pid-file", str(server.pid_file), "--timeout", "10")
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (not yet reaped by its parent) counts as gone
+        with open(f"/proc/{pid}/stat") as fp:
+            return fp.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True

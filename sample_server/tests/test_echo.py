@@ -1,0 +1,205 @@
+"""End to end: the real daemon on a free port, real clients on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sample_server.tests.support import Server, _alive, cli, kill_everything, start
+
+TIMEOUT = 30
+
+
+def echo(server: Server, payload: bytes) -> bytes:
+    """Send *payload*, half-close, read everything back until the server closes."""
+    with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+        errors: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)
+            except BaseException as exc:
+                errors.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        received = bytearray()
+        while chunk := sock.recv(1 << 16):
+            received += chunk
+        sender.join(TIMEOUT)
+        assert not errors, errors
+    return bytes(received)
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 8 << 20])
+def test_bytes_echoed_exactly(server: Server, size: int) -> None:
+    payload = os.urandom(size)
+    assert echo(server, payload) == payload
+
+
+def test_every_byte_value_in_any_chunking(server: Server) -> None:
+    payload = bytes(range(256)) * 64
+    with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+        received = bytearray()
+        for start_at in range(0, len(payload), 777):
+            sock.sendall(payload[start_at : start_at + 777])
+        sock.shutdown(socket.SHUT_WR)
+        while chunk := sock.recv(4096):
+            received += chunk
+    assert bytes(received) == payload
+
+
+def test_two_hundred_concurrent_clients(server: Server) -> None:
+    async def client(i: int) -> bool:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        payload = f"client {i} ".encode() * 100
+        writer.write(payload)
+        await writer.drain()
+        writer.write_eof()
+        data = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        return data == payload
+
+    async def run_all() -> list[bool]:
+        return await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(200))), TIMEOUT)
+
+    assert all(asyncio.run(run_all()))
+    deadline = time.monotonic() + TIMEOUT  # workers publish their counters twice a second
+    while sum(w["total"] for w in server.status()["workers"]) < 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_status_counts_connections_and_bytes(server: Server) -> None:
+    echo(server, b"x" * 1000)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        data = server.status()
+        if sum(w["bytes_in"] for w in data["workers"]) >= 1000:
+            break
+        assert time.monotonic() < deadline, data
+        time.sleep(0.1)
+    assert data["pid"] == server.pid and data["address"] == f"{server.host}:{server.port}"
+    assert len(data["workers"]) == 2
+    assert sum(w["total"] for w in data["workers"]) >= 1
+    text = cli("status", "--pid-file", str(server.pid_file))
+    assert text.returncode == 0 and text.stdout.startswith(f"master {server.pid}")
+
+
+def test_a_killed_worker_is_replaced(server: Server) -> None:
+    victim = server.worker_pids()[0]
+    os.kill(victim, 9)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        pids = server.worker_pids()
+        if victim not in pids and len(pids) == 2:
+            break
+        assert time.monotonic() < deadline, pids
+        time.sleep(0.05)
+    assert echo(server, b"still serving") == b"still serving"
+
+
+def test_idle_connections_are_closed(tmp_path: Path) -> None:
+    running = start(tmp_path, "--workers", "1", "--idle-timeout", "0.5")
+    try:
+        with socket.create_connection((running.host, running.port), timeout=TIMEOUT) as sock:
+            began = time.monotonic()
+            assert sock.recv(1) == b""  # closed by the server, not by our timeout
+            assert time.monotonic() - began < 10
+    finally:
+        kill_everything(running)
+
+
+def test_connection_cap(tmp_path: Path) -> None:
+    running = start(tmp_path, "--workers", "1", "--max-connections", "2")
+    try:
+        kept = [socket.create_connection((running.host, running.port), timeout=TIMEOUT)
+                for _ in range(2)]  # fmt: skip
+        for sock in kept:
+            sock.sendall(b"hi")
+            assert sock.recv(2) == b"hi"
+        extra = socket.create_connection((running.host, running.port), timeout=TIMEOUT)
+        try:
+            # Closed at once, one way or the other: end of stream or a reset.
+            with contextlib.suppress(ConnectionResetError):
+                assert extra.recv(1) == b""
+        finally:
+            extra.close()
+        deadline = time.monotonic() + TIMEOUT
+        while running.status()["workers"][0]["rejected"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        for sock in kept:
+            sock.close()
+    finally:
+        kill_everything(running)
+
+
+def test_already_running_and_stop(server: Server) -> None:
+    again = cli("start", "-d", "--port", "0", "--pid-file", str(server.pid_file))
+    assert again.returncode == 1 and f"already running (pid {server.pid})" in again.stderr
+    stopped = cli("stop", "--pid-file", str(server.pid_file))
+    assert stopped.returncode == 0 and f"stopped (pid {server.pid})" in stopped.stdout
+    assert not server.pid_file.exists()
+    assert cli("status", "--pid-file", str(server.pid_file)).returncode == 3
+    assert cli("stop", "--pid-file", str(server.pid_file)).stdout == "sample-server: not running\n"
+
+
+def test_port_in_use_fails_cleanly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        pid_file = tmp_path / "s.pid"
+        proc = cli("start", "-d", "--port", str(port), "--pid-file", str(pid_file))
+        assert proc.returncode == 1
+        assert proc.stderr == f"sample-server: cannot listen on 127.0.0.1:{port}: port in use\n"
+        assert not pid_file.exists()
+        assert cli("status", "--pid-file", str(pid_file)).returncode == 3
+
+
+def test_stale_pid_file_does_not_block_a_start(tmp_path: Path) -> None:
+    first = start(tmp_path, "--workers", "1")
+    workers = first.worker_pids()
+    for pid in [first.pid, *workers]:
+        os.kill(pid, 9)  # a crash: nothing cleans up
+    deadline = time.monotonic() + TIMEOUT
+    while any(_alive(p) for p in [first.pid, *workers]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert first.pid_file.exists()
+    second = start(tmp_path, "--workers", "1")
+    try:
+        assert echo(second, b"after a crash") == b"after a crash"
+    finally:
+        kill_everything(second)
+
+
+def test_graceful_stop_echoes_what_was_received(tmp_path: Path) -> None:
+    running = start(tmp_path, "--workers", "1")
+    try:
+        payload = os.urandom(200_000)
+        with socket.create_connection((running.host, running.port), timeout=TIMEOUT) as sock:
+            sock.sendall(payload)
+            # Wait until the server has it all, then stop gracefully while it is in flight.
+            deadline = time.monotonic() + TIMEOUT
+            while running.status()["workers"][0]["bytes_in"] < len(payload):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            stopping = cli("stop", "-g", "--pid-file", str(running.pid_file))
+            received = bytearray()
+            while chunk := sock.recv(1 << 16):
+                received += chunk
+        assert stopping.returncode == 0, stopping.stderr
+        assert bytes(received) == payload
+    finally:
+        kill_everything(running)
