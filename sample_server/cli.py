@@ -175,8 +175,17 @@ def _status(pid_file: Path) -> dict[str, Any]:
 
 
 @main.command()
+@_pid_option
+@click.option("--timeout", type=click.FloatRange(min=0), default=15.0, show_default=True)
 @click.pass_context
-def restart(ctx: click.Context) -> None:
-    """Stop the server if running, then start it as a daemon with default options."""
-    ctx.invoke(stop)
-    ctx.invoke(start, daemon=True)
+def restart(ctx: click.Context, pid_file: Path, timeout: float) -> None:
+    """Stop the running server and start it again, as a daemon, with the same options."""
+    pid = _running_or_exit(pid_file, 1)
+    run_dir = Settings(pid_file=pid_file.absolute()).run_dir
+    options = json.loads((run_dir / "master.json").read_text())["start"]
+    os.kill(pid, signal.SIGTERM)
+    _wait_stopped(pid_file, timeout)
+    click.echo(f"stopped (pid {pid})")
+    options["pid_file"] = Path(options["pid_file"])
+    options["log_file"] = Path(options["log_file"]) if options["log_file"] else None
+    ctx.invoke(start, daemon=True, **options)

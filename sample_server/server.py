@@ -104,13 +104,16 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
                 protocol.transport.abort()
         loop.stop()
 
-    def graceful_stop() -> None:
+    def graceful_stop(retire: bool = False) -> None:
         if stopping.is_set():
             return
         stopping.set()
         server.close()  # stop accepting; the master's socket stays open for the others
-        for protocol in list(stats.live):
-            protocol.close_when_drained()
+        if not retire:
+            for protocol in list(stats.live):
+                protocol.close_when_drained()
+        # Retiring (reload): the connections end when their clients end them, so none that
+        # was accepted just now is cut short.
         deadline = loop.time() + settings.graceful_timeout
 
         def check() -> None:
@@ -124,6 +127,7 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
     loop.add_signal_handler(signal.SIGTERM, fast_stop)
     loop.add_signal_handler(signal.SIGINT, fast_stop)
     loop.add_signal_handler(signal.SIGQUIT, graceful_stop)
+    loop.add_signal_handler(signal.SIGUSR1, graceful_stop, True)
     publish()
     os.write(ready, b"r")
     os.close(ready)

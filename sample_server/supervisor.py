@@ -4,7 +4,9 @@ One listening socket, opened by the master and inherited by every worker, rather
 ``SO_REUSEPORT`` socket per worker: with a shared socket the kernel's accept queue outlives
 any one worker, so ``reload`` (workers replaced one by one) never refuses or resets a
 connection attempt, whereas closing a ``SO_REUSEPORT`` socket drops the connections queued
-on it. Signals: TERM/INT stop fast, QUIT stops gracefully, HUP reloads.
+on it. Signals to the master: TERM/INT stop fast, QUIT stops gracefully, HUP reloads. To a
+worker: TERM stops at once, QUIT stops gracefully (echo what was received, then close), USR1
+retires it (stop accepting; exit when its connections have ended).
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ class _Master:
             code = 0
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
-                            signal.SIGCHLD):  # fmt: skip
+                            signal.SIGCHLD, signal.SIGUSR1):  # fmt: skip
                     signal.signal(sig, signal.SIG_DFL)
                 signal.set_wakeup_fd(-1)
                 run_worker(self.sock, self.settings, ready_w)
@@ -144,10 +146,22 @@ class _Master:
 
     def publish(self) -> None:
         host, port = self.sock.getsockname()[:2]
+        settings = self.settings
         state = {
             "pid": os.getpid(),
             "started": self.started,
             "address": f"{host}:{port}",
+            # What restart needs to start the same server again.
+            "start": {
+                "host": settings.host,
+                "port": settings.port,
+                "workers": settings.workers,
+                "pid_file": str(settings.pid_file),
+                "log_file": str(settings.log_file) if settings.log_file else None,
+                "idle_timeout": settings.idle_timeout,
+                "max_connections": settings.max_connections,
+                "loop": settings.loop,
+            },
             "workers": {str(pid): started for pid, started in self.workers.items()},
         }
         path = self.settings.run_dir / "master.json"
@@ -198,7 +212,7 @@ class _Master:
         for old in list(self.workers):
             self.spawn()
             self.retiring.add(old)
-            _signal(old, signal.SIGQUIT)
+            _signal(old, signal.SIGUSR1)
             deadline = time.monotonic() + self.settings.graceful_timeout + 2
             while old in self.workers and time.monotonic() < deadline:
                 self.reap()

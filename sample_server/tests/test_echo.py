@@ -203,3 +203,55 @@ def test_graceful_stop_echoes_what_was_received(tmp_path: Path) -> None:
         assert bytes(received) == payload
     finally:
         kill_everything(running)
+
+
+def test_restart_keeps_the_options(tmp_path: Path) -> None:
+    running = start(tmp_path, "--workers", "1", "--idle-timeout", "7")
+    try:
+        proc = cli("restart", "--pid-file", str(running.pid_file))
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == f"stopped (pid {running.pid})"
+        assert lines[1].startswith("listening on 127.0.0.1:")
+        new_pid = int(lines[1].rsplit("pid ", 1)[1].rstrip(")"))
+        running.pid = new_pid
+        running.port = int(lines[1].split(":")[1].split()[0])
+        assert len(running.worker_pids()) == 1
+        assert echo(running, b"restarted") == b"restarted"
+    finally:
+        kill_everything(running)
+
+
+def test_reload_replaces_workers_without_refusing_anyone(server: Server) -> None:
+    before = set(server.worker_pids())
+    failures: list[str] = []
+    done = threading.Event()
+    count = 0
+
+    def clients() -> None:
+        nonlocal count
+        deadline = time.monotonic() + TIMEOUT
+        while not done.is_set() and time.monotonic() < deadline and count < 5000:
+            try:
+                if echo(server, b"ping %d" % count) != b"ping %d" % count:
+                    failures.append(f"wrong echo {count}")
+            except OSError as exc:
+                failures.append(f"{count}: {exc!r}")
+            count += 1
+
+    thread = threading.Thread(target=clients)
+    thread.start()
+    try:
+        reload = cli("reload", "--pid-file", str(server.pid_file))
+        assert reload.returncode == 0, reload.stderr
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            after = set(server.worker_pids())
+            if len(after) == 2 and not after & before:
+                break
+            assert time.monotonic() < deadline, (before, after)
+            time.sleep(0.05)
+    finally:
+        done.set()
+        thread.join(TIMEOUT)
+    assert count > 0 and failures == []
