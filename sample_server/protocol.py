@@ -52,7 +52,7 @@ class EchoProtocol(asyncio.Protocol):
         stats.total += 1
         stats.live.add(self)
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._arm_idle()

@@ -255,3 +255,65 @@ def test_reload_replaces_workers_without_refusing_anyone(server: Server) -> None
         done.set()
         thread.join(TIMEOUT)
     assert count > 0 and failures == []
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fp:
+        for line in fp:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_a_client_that_never_reads_does_not_grow_the_server(tmp_path: Path) -> None:
+    running = start(tmp_path, "--workers", "1")
+    try:
+        (worker,) = running.worker_pids()
+        before = _rss_kib(worker)
+        hog = socket.create_connection((running.host, running.port), timeout=TIMEOUT)
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        hog.settimeout(2.0)
+        sent = 0
+        chunk = b"x" * 65536
+        try:
+            while sent < 64 << 20:  # stops when the server stops reading and buffers fill
+                sent += hog.send(chunk)
+        except TimeoutError:
+            pass
+        grown = _rss_kib(worker) - before
+        # The server holds at most its write high-water mark (256 KiB) plus socket buffers.
+        assert grown < 16 * 1024, f"worker grew by {grown} KiB after {sent} bytes"
+        assert sent < 64 << 20, "the server kept reading from a client that never reads"
+        assert echo(running, b"others are still served") == b"others are still served"
+        hog.close()
+    finally:
+        kill_everything(running)
+
+
+def test_resets_leave_no_traceback_and_no_leaked_descriptors(tmp_path: Path) -> None:
+    running = start(tmp_path, "--workers", "1")
+    try:
+        (worker,) = running.worker_pids()
+        assert echo(running, b"warm") == b"warm"
+        before = _fds(worker)
+        for _ in range(100):
+            sock = socket.create_connection((running.host, running.port), timeout=TIMEOUT)
+            sock.sendall(os.urandom(200_000))  # the server is writing back when we vanish
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            sock.close()  # linger 0: a reset
+        deadline = time.monotonic() + TIMEOUT
+        while _fds(worker) > before:
+            assert time.monotonic() < deadline, (before, _fds(worker))
+            time.sleep(0.05)
+        assert echo(running, b"fine") == b"fine"
+        log = (tmp_path / "server.log").read_text()
+        assert "Traceback" not in log
+        assert log.count("\n") < 20, "no line per vanished peer"
+    finally:
+        kill_everything(running)
