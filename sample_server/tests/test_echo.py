@@ -317,3 +317,97 @@ def test_resets_leave_no_traceback_and_no_leaked_descriptors(tmp_path: Path) -> 
         assert log.count("\n") < 20, "no line per vanished peer"
     finally:
         kill_everything(running)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fp:
+        fields = fp.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_backs_off_and_recovers(tmp_path: Path) -> None:
+    import resource
+    import subprocess
+
+    from sample_server.tests.support import _env, server_command
+
+    pid_file = tmp_path / "server.pid"
+    proc = subprocess.run(
+        [*server_command(), "start", "-d", "--port", "0", "--workers", "1", "--pid-file",
+         str(pid_file)],
+        env=_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    host, rest = proc.stdout.split("listening on ", 1)[1].split(":", 1)
+    port, pid = int(rest.split()[0]), int(rest.split("pid ")[1].rstrip(")\n"))
+    running = Server(host, port, pid, pid_file)
+    clients: list[socket.socket] = []
+    try:
+        (worker,) = running.worker_pids()
+        for _ in range(100):  # more than the worker can hold: accept() fails with EMFILE
+            clients.append(socket.create_connection((host, port), timeout=TIMEOUT))
+        time.sleep(0.5)  # let the worker hit the limit
+        before = _cpu_seconds(worker)
+        time.sleep(2.0)
+        assert _cpu_seconds(worker) - before < 1.0, "the worker spins on EMFILE"
+        for sock in clients:
+            sock.close()
+        clients.clear()
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # accepting again once descriptors are free
+            try:
+                if echo(running, b"recovered") == b"recovered":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        log = (tmp_path / "server.log").read_text()
+        assert "out of system resource" in log, "the limit was really reached"
+        assert "Traceback" not in log
+    finally:
+        for sock in clients:
+            sock.close()
+        kill_everything(running)
+
+
+def test_the_daemon_is_detached(server: Server, tmp_path: Path) -> None:
+    with open(f"/proc/{server.pid}/stat") as fp:
+        fields = fp.read().rsplit(")", 1)[1].split()
+    session, tty = int(fields[3]), int(fields[4])
+    assert session != os.getsid(0), "a session of its own"
+    assert tty == 0, "no controlling terminal"
+    assert os.readlink(f"/proc/{server.pid}/cwd") == "/"
+    assert os.readlink(f"/proc/{server.pid}/fd/1") == str(server.pid_file.with_suffix(".log"))
+    with open(f"/proc/{server.pid}/status") as fp:
+        umask = next(line.split()[1] for line in fp if line.startswith("Umask:"))
+    assert umask == "0022"
+    assert int(server.pid_file.read_text()) == server.pid
+
+
+def test_foreground_start_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    from sample_server.tests.support import _env, server_command
+
+    pid_file = tmp_path / "fg.pid"
+    proc = subprocess.Popen(
+        [*server_command(), "start", "--port", "0", "--workers", "1", "--pid-file", str(pid_file)],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the first log line says it is listening
+        assert "listening on 127.0.0.1:" in line, line
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped" in err
+    assert not pid_file.exists()
