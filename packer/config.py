@@ -18,8 +18,9 @@ __all__ = [
 ]
 
 DEFAULT_INTERPRETER = "/usr/bin/env python3"
-#: Chosen by measurement (docs/format.md, "Compression"): start-up is the same as with level 9
-#: or stored members, the archive is within a few percent of level 9, and builds are fast.
+#: Chosen by measurement (docs/format.md, "Compression"): archives 2.9 times smaller than
+#: stored ones and within 1% of level 9, built faster than at level 9. Stored members start
+#: sooner on import-heavy apps; --no-compress is there for those.
 DEFAULT_LEVEL = 6
 
 
