@@ -46,6 +46,6 @@ def test_ruff_format() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_mypy_strict_on_packer() -> None:
+def test_mypy_strict() -> None:
     proc = run([sys.executable, "-m", "mypy"], cwd=REPO, env=clean_env(), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

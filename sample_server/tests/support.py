@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 
@@ -44,10 +45,11 @@ class Server:
     pid: int
     pid_file: Path
 
-    def status(self) -> dict:  # type: ignore[type-arg]
+    def status(self) -> dict[str, Any]:
         proc = cli("status", "--json", "--pid-file", str(self.pid_file))
         assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)
+        data: dict[str, Any] = json.loads(proc.stdout)
+        return data
 
     def worker_pids(self) -> list[int]:
         return [w["pid"] for w in self.status()["workers"]]
