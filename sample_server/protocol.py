@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass, field
+from typing import cast
 
 __all__ = ["WRITE_HIGH_WATER", "EchoProtocol", "Stats"]
 
@@ -41,7 +42,8 @@ class EchoProtocol(asyncio.Protocol):
         self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses; they behave as one.
+        transport = cast(asyncio.Transport, transport)
         stats = self.stats
         if stats.open >= self.max_connections:
             stats.rejected += 1

@@ -58,7 +58,8 @@ def _quiet_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> N
     # One line per problem, never a traceback: EMFILE on accept (asyncio backs off by itself)
     # and peers that vanish are expected in a server's life.
     exc = context.get("exception")
-    log.warning("%s%s", context.get("message", "error"), f": {exc}" if exc else "")
+    detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+    log.warning("%s%s", context.get("message", "error"), detail)
 
 
 def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:

@@ -411,3 +411,15 @@ def test_foreground_start_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "stopped" in err
     assert not pid_file.exists()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_both_event_loops(tmp_path: Path, loop: str) -> None:
+    running = start(tmp_path, "--workers", "1", "--loop", loop)
+    try:
+        for size in (0, 1, 70_000, 1 << 20):
+            payload = os.urandom(size)
+            assert echo(running, payload) == payload
+        assert running.status()["workers"][0]["loop"] == loop
+    finally:
+        kill_everything(running)

@@ -1,0 +1,142 @@
+"""Echo throughput and latency: sample_server against minimal asyncio, uvloop and Node servers.
+
+Run: python bench/echo.py [--seconds 10] [--runs 3]
+
+A closed-loop load generator in C (bench/echo/loadgen.c, epoll, compiled here with cc) drives
+each server over loopback: 1 KiB, 16 KiB and 128 KiB messages, 10 and 100 connections.
+Reported: requests/s, p50/p99 latency and the server's CPU time per echo (medians over runs).
+The load generator shares this machine's cores with the server: on 2 cores it takes one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO, bench_env, machine_line, make_venv, median, record
+
+HERE = Path(__file__).resolve().parent / "echo"
+SIZES = (1024, 16384, 131072)
+CONNECTIONS = (10, 100)
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of *pid* and its children (the server's workers)."""
+    total = 0.0
+    pids = [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == pid]
+    for each in pids:
+        try:
+            with open(f"/proc/{each}/stat") as fp:
+                fields = fp.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fp:
+            return int(fp.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _start(command: list[str], work: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=bench_env(), cwd=work)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    if "sample_server" in command:
+        line = proc.stderr.readline()  # "... listening on 127.0.0.1:PORT with N workers"
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+    else:
+        port = int(proc.stdout.readline())
+    return proc, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise SystemExit("a C compiler is needed for the load generator")
+    work = Path(tempfile.mkdtemp(prefix="packer-bench-echo-"))
+    try:
+        loadgen = work / "loadgen"
+        subprocess.run([cc, "-O2", "-o", str(loadgen), str(HERE / "loadgen.c")], check=True)
+        python = str(make_venv(work / "venv", "-e", str(REPO), "uvloop"))
+        peers = str(HERE / "peers.py")
+        ours = [python, "-m", "sample_server", "start", "--port", "0", "--pid-file",
+                str(work / "s.pid"), "--idle-timeout", "0"]  # fmt: skip
+        contenders = {
+            "sample_server, asyncio, 1 worker": [*ours, "--workers", "1", "--loop", "asyncio"],
+            "sample_server, uvloop, 1 worker": [*ours, "--workers", "1", "--loop", "uvloop"],
+            "sample_server, uvloop, 2 workers": [*ours, "--workers", "2", "--loop", "uvloop"],
+            "asyncio streams": [python, peers, "streams", "asyncio"],
+            "asyncio Protocol": [python, peers, "protocol", "asyncio"],
+            "uvloop Protocol": [python, peers, "protocol", "uvloop"],
+        }
+        node = shutil.which("node")
+        if node:
+            contenders["Node.js net"] = [node, str(HERE / "node_echo.js")]
+        results: dict[tuple[str, int, int], list[tuple[float, float, float, float]]] = {}
+        for _ in range(args.runs):
+            for name, command in contenders.items():
+                proc, port = _start(command, work)
+                try:
+                    for size in SIZES:
+                        for conns in CONNECTIONS:
+                            before = _cpu(proc.pid)
+                            load = subprocess.run(
+                                [str(loadgen), str(port), str(conns), str(size), str(args.seconds)],
+                                capture_output=True, text=True, check=False,
+                            )  # fmt: skip
+                            if load.returncode != 0:
+                                raise SystemExit(f"{name}: load generator: {load.stderr.strip()}")
+                            out = load.stdout.split()
+                            cpu = _cpu(proc.pid) - before
+                            count, p50, p99 = int(out[0]), float(out[1]), float(out[2])
+                            results.setdefault((name, size, conns), []).append(
+                                (count / args.seconds, p50, p99, cpu / max(count, 1) * 1e6)
+                            )
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                time.sleep(0.2)
+        rows = ["| server | message | conns | req/s | p50 µs | p99 µs | CPU µs/echo |",
+                "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for (name, size, conns), runs in results.items():
+            cols = [median([r[i] for r in runs]) for i in range(4)]
+            rows.append(f"| {name} | {size // 1024} KiB | {conns} | {cols[0]:.0f} | {cols[1]:.0f} "
+                        f"| {cols[2]:.0f} | {cols[3]:.1f} |")  # fmt: skip
+        body = (
+            f"`python bench/echo.py --seconds {args.seconds:g} --runs {args.runs}`; "
+            f"{machine_line()}. The C load generator runs on the same 2 cores.\n\n"
+            + "\n".join(rows)
+            + "\n"
+        )
+        print(body)
+        if not args.no_record:
+            record("Echo server (bench/echo.py)", body)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
