@@ -52,12 +52,19 @@ def _ppid(pid: int) -> int | None:
 
 
 def _start(command: list[str], work: Path) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # Logs go to a file: a pipe nobody reads fills up and blocks the server.
+    log = (work / "server.log").open("w")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
                             env=bench_env(), cwd=work)  # fmt: skip
-    assert proc.stdout is not None and proc.stderr is not None
+    log.close()
+    assert proc.stdout is not None
     if "sample_server" in command:
-        line = proc.stderr.readline()  # "... listening on 127.0.0.1:PORT with N workers"
-        port = int(line.split("127.0.0.1:")[1].split()[0])
+        deadline = time.monotonic() + 30
+        while "listening on" not in (text := (work / "server.log").read_text()):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"server did not start: {text}")
+            time.sleep(0.05)
+        port = int(text.split("127.0.0.1:")[1].split()[0])
     else:
         port = int(proc.stdout.readline())
     return proc, port
@@ -92,6 +99,7 @@ def main() -> None:
         if node:
             contenders["Node.js net"] = [node, str(HERE / "node_echo.js")]
         results: dict[tuple[str, int, int], list[tuple[float, float, float, float]]] = {}
+        failures: dict[tuple[str, int, int], str] = {}
         for _ in range(args.runs):
             for name, command in contenders.items():
                 proc, port = _start(command, work)
@@ -99,12 +107,19 @@ def main() -> None:
                     for size in SIZES:
                         for conns in CONNECTIONS:
                             before = _cpu(proc.pid)
-                            load = subprocess.run(
-                                [str(loadgen), str(port), str(conns), str(size), str(args.seconds)],
-                                capture_output=True, text=True, check=False,
-                            )  # fmt: skip
+                            try:
+                                load = subprocess.run(
+                                    [str(loadgen), str(port), str(conns), str(size),
+                                     str(args.seconds)],
+                                    capture_output=True, text=True, check=False,
+                                    timeout=args.seconds + 30,
+                                )  # fmt: skip
+                            except subprocess.TimeoutExpired:
+                                failures[(name, size, conns)] = "load generator timed out"
+                                continue
                             if load.returncode != 0:
-                                raise SystemExit(f"{name}: load generator: {load.stderr.strip()}")
+                                failures[(name, size, conns)] = load.stderr.strip()
+                                continue
                             out = load.stdout.split()
                             cpu = _cpu(proc.pid) - before
                             count, p50, p99 = int(out[0]), float(out[1]), float(out[2])
@@ -125,6 +140,8 @@ def main() -> None:
             cols = [median([r[i] for r in runs]) for i in range(4)]
             rows.append(f"| {name} | {size // 1024} KiB | {conns} | {cols[0]:.0f} | {cols[1]:.0f} "
                         f"| {cols[2]:.0f} | {cols[3]:.1f} |")  # fmt: skip
+        for (name, size, conns), why in failures.items():
+            rows.append(f"| {name} | {size // 1024} KiB | {conns} | failed: {why} | | | |")
         body = (
             f"`python bench/echo.py --seconds {args.seconds:g} --runs {args.runs}`; "
             f"{machine_line()}. The C load generator runs on the same 2 cores.\n\n"

@@ -3,6 +3,8 @@
  * Prints: requests p50_us p99_us. Used by bench/echo.py; compiled there with the system cc. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -43,7 +45,10 @@ int main(int argc, char **argv) {
         c[i].fd = socket(AF_INET, SOCK_STREAM, 0);
         int one = 1;
         setsockopt(c[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct timeval limit = {.tv_sec = 10};  /* a server that never accepts fails in 10 s */
+        setsockopt(c[i].fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
         if (connect(c[i].fd, (struct sockaddr *)&addr, sizeof addr) != 0) { perror("connect"); return 1; }
+        fcntl(c[i].fd, F_SETFL, O_NONBLOCK);  /* partial writes and reads from here on */
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
         c[i].started = now();
