@@ -123,7 +123,9 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
             else:
                 loop.call_later(0.05, check)
 
-        check()
+        # A connection accepted just before server.close() gets its connection_made a loop
+        # iteration later: look only after that, or it would be dropped (a reset).
+        loop.call_later(0.1, check)
 
     loop.add_signal_handler(signal.SIGTERM, fast_stop)
     loop.add_signal_handler(signal.SIGINT, fast_stop)
