@@ -62,35 +62,30 @@ def keygen(name: str | os.PathLike[str]) -> tuple[Path, Path]:
     return private_path, public_path
 
 
-def _load_private(path: Path) -> Any:
+def _load_key(path: Path, private: bool) -> Any:
+    """An Ed25519 key from a PEM file: the private key, or with *private* False the public."""
     serialization, ed25519 = _crypto()
+    kind = "private" if private else "public"
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        data = path.read_bytes()
+        key = (
+            serialization.load_pem_private_key(data, password=None)
+            if private
+            else serialization.load_pem_public_key(data)
+        )
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such key file") from None
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: not an unencrypted PEM private key ({exc})") from None
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise ConfigError(f"{path}: not an Ed25519 private key")
-    return key
-
-
-def _load_public(path: Path) -> Any:
-    serialization, ed25519 = _crypto()
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such key file") from None
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a PEM public key ({exc})") from None
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise ConfigError(f"{path}: not an Ed25519 public key")
+        raise ConfigError(f"{path}: not an unencrypted PEM {kind} key ({exc})") from None
+    wanted = ed25519.Ed25519PrivateKey if private else ed25519.Ed25519PublicKey
+    if not isinstance(key, wanted):
+        raise ConfigError(f"{path}: not an Ed25519 {kind} key")
     return key
 
 
 def sign_digest(key_path: str | os.PathLike[str], digest: str) -> str:
     """The base64 Ed25519 signature of *digest* with the private key at *key_path*."""
-    key = _load_private(Path(key_path))
+    key = _load_key(Path(key_path), private=True)
     return base64.b64encode(key.sign(_message(digest))).decode("ascii")
 
 
@@ -100,7 +95,7 @@ def sign(archive: str | os.PathLike[str], key_path: str | os.PathLike[str]) -> s
     Refuses an archive whose recorded digest does not match its contents.
     """
     path = Path(archive)
-    key = _load_private(Path(key_path))
+    key = _load_key(Path(key_path), private=True)
     try:
         fp = path.open("rb")
     except FileNotFoundError:
@@ -150,7 +145,7 @@ def signature_status(
             return "absent", None
         if public_key is None:
             return "present", None
-        key = _load_public(Path(public_key))
+        key = _load_key(Path(public_key), private=False)
         if recorded is None:
             return "invalid", f"{path.name}: a signature but no digest"
         try:

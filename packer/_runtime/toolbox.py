@@ -167,7 +167,13 @@ def _kind(names: Sequence[str]) -> str:
 def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
     """What an archive is and holds, as a JSON-ready dict; never runs or imports it."""
     name = _name(path)
-    with open_zip(path, limits) as zf:
+    # One pass over the body for the digest: open_zip would make a second.
+    digest = _digest_status(path)
+    if digest["status"] == "mismatch":
+        raise ArchiveError(
+            "%s: damaged: the body digest does not match (verify lists what is wrong)" % name
+        )
+    with open_zip(path, limits, check_digest=False) as zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
         kind = _kind(names)
@@ -186,8 +192,8 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
             "created": None,
             "distributions": [],
             "native": [],
-            "digest": _digest_status(path),
-            "signature": _signature_presence(path),
+            "digest": {k: v for k, v in digest.items() if k != "signed"},
+            "signature": "present (check it with verify --key)" if digest["signed"] else "absent",
         }
         if kind == "packer":
             manifest = _read_json(zf, MANIFEST_NAME, name) or {}
@@ -257,19 +263,18 @@ def _digest_status(path: str) -> Dict[str, Any]:
         with open(path, "rb") as fp:
             end = read_end_record(fp, _name(path))
             recorded = end.fields.get("sha256")
+            signed = "ed25519" in end.fields
             if recorded is None:
-                return {"status": "absent", "recorded": None, "actual": None}
+                return {"status": "absent", "recorded": None, "actual": None, "signed": signed}
             actual = body_digest(fp, end)
+    except FileNotFoundError:
+        raise ArchiveError("%s: no such file" % path) from None
+    except IsADirectoryError:
+        raise ArchiveError("%s: is a folder, not an archive" % path) from None
     except OSError as exc:
         raise ArchiveError("%s: cannot read: %s" % (path, exc.strerror)) from None
     status = "ok" if actual == recorded else "mismatch"
-    return {"status": status, "recorded": recorded, "actual": actual}
-
-
-def _signature_presence(path: str) -> str:
-    with open(path, "rb") as fp:
-        end = read_end_record(fp, _name(path))
-    return "present (check it with verify --key)" if "ed25519" in end.fields else "absent"
+    return {"status": status, "recorded": recorded, "actual": actual, "signed": signed}
 
 
 def list_members(path: str, limits: Optional[Limits] = None) -> List[Dict[str, Any]]:
