@@ -26,6 +26,7 @@ from ._runtime.layout import (
     SITE_PACKAGES,
     STUB_NAME,
 )
+from ._runtime.report import human_size
 from ._version import __version__
 from .bundle import Distribution, PipOptions, Staged, install, scan
 from .config import (
@@ -75,8 +76,8 @@ class BuildResult:
     def summary(self) -> str:
         """The one-line summary the CLI prints."""
         return (
-            f"{self.output.name}: {self.members} members, {_human(self.size)} "
-            f"({self.ratio:.0%} of {_human(self.stored_size)}), {self.seconds:.2f} s, "
+            f"{self.output.name}: {self.members} members, {human_size(self.size)} "
+            f"({self.ratio:.0%} of {human_size(self.stored_size)}), {self.seconds:.2f} s, "
             f"build {self.build_id}"
         )
 
@@ -569,12 +570,3 @@ def _output_mode(executable: bool) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return (0o777 if executable else 0o666) & ~umask
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"

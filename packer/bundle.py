@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,7 +180,3 @@ def _console_scripts(text: str) -> dict[str, str]:
     if not parser.has_section("console_scripts"):
         return {}
     return {key: value.strip() for key, value in parser.items("console_scripts")}
-
-
-def native_names(distributions: Iterable[Distribution]) -> list[str]:
-    return [dist.name for dist in distributions if dist.native]

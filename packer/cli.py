@@ -474,9 +474,9 @@ def cache_info_command(as_json: bool) -> None:
     for e in entries:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         state = "" if e.complete else "  (incomplete)"
-        click.echo(f"  {e.name}  {_size(e.size)}  last used {when}{state}")
+        click.echo(f"  {e.name}  {report.human_size(e.size)}  last used {when}{state}")
     total = sum(e.size for e in entries)
-    click.echo(f"{len(entries)} entries, {_size(total)}")
+    click.echo(f"{len(entries)} entries, {report.human_size(total)}")
 
 
 @cache.command("prune")
@@ -492,19 +492,10 @@ def cache_prune_command(older_than: float | None, remove_all: bool) -> None:
         raise click.UsageError("give --older-than DAYS or --all")
     removed, busy = prune(older_than, remove_all=remove_all)
     for entry in removed:
-        click.echo(f"removed {entry.name} ({_size(entry.size)})")
+        click.echo(f"removed {entry.name} ({report.human_size(entry.size)})")
     for entry in busy:
         click.echo(f"kept {entry.name}: in use by a running archive", err=True)
     click.echo(f"{len(removed)} removed, {len(busy)} in use")
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,12 +66,11 @@ class SourceFile:
 
 @dataclass
 class Selection:
-    """The result of a walk: files in member-name order and what was passed over."""
+    """The result of a walk: files in member-name order and warnings about what was not."""
 
     root: Path
     files: list[SourceFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
 
     def names(self) -> set[str]:
         return {item.name for item in self.files}
@@ -203,7 +202,6 @@ def _walk(
 ) -> None:
     rules.enter(selection.root, rel)
     if rel and (folder / "pyvenv.cfg").is_file():
-        selection.skipped.append(rel + "/")
         return  # a virtual environment: never part of an application
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -231,7 +229,6 @@ def _walk(
             raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
         is_dir = stat.S_ISDIR(st.st_mode)
         if is_dir and not rules.dir_wanted(child, name):
-            selection.skipped.append(child + "/")
             continue
         if not is_dir and not stat.S_ISREG(st.st_mode):
             selection.warnings.append(
@@ -239,7 +236,6 @@ def _walk(
             )
             continue
         if not is_dir and not rules.file_wanted(child, name):
-            selection.skipped.append(child)
             continue
         real = path.resolve() if is_link else None
         if real is not None and not real.is_relative_to(selection.root) and not follow_symlinks:

@@ -17,7 +17,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Sequence
 
-__all__ = ["DIGEST_NOTE", "info_lines", "list_lines", "tools_main", "verify_lines"]
+__all__ = ["DIGEST_NOTE", "human_size", "info_lines", "list_lines", "tools_main", "verify_lines"]
 
 DIGEST_NOTE = (
     "note: a digest detects corruption; only a signature checked against a key you trust "
@@ -25,7 +25,8 @@ DIGEST_NOTE = (
 )
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
+    """A byte count for people: 512 B, 3.4 KiB, 12.0 MiB."""
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
@@ -55,7 +56,8 @@ def info_lines(data: Dict[str, Any]) -> List[str]:
         lines.append("created: %s" % (data.get("created") or "-"))
     lines += [
         "members: %d" % data["members"],
-        "size: %s stored, %s packed" % (_size(data["stored_size"]), _size(data["packed_size"])),
+        "size: %s stored, %s packed"
+        % (human_size(data["stored_size"]), human_size(data["packed_size"])),
         "digest: %s" % digest.get("status", "absent"),
         "signature: %s" % data.get("signature", "absent"),
     ]
