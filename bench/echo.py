@@ -1,11 +1,13 @@
 """Echo throughput and latency: sample_server against minimal asyncio, uvloop and Node servers.
 
-Run: python bench/echo.py [--seconds 10] [--runs 3]
+Run: python bench/echo.py [--seconds 10] [--runs 3] [--sizes 1024,...] [--connections 10,...]
+                          [--only SUBSTRING ...]
 
 A closed-loop load generator in C (bench/echo/loadgen.c, epoll, compiled here with cc) drives
 each server over loopback: 1 KiB, 16 KiB and 128 KiB messages, 10 and 100 connections.
 Reported: requests/s, p50/p99 latency and the server's CPU time per echo (medians over runs).
-The load generator shares this machine's cores with the server: on 2 cores it takes one.
+The load generator shares this machine's cores with the server: it is pinned to the second
+core, and one-process servers to the first (multi-process ones may use both).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,6 +30,38 @@ from common import REPO, bench_env, machine_line, make_venv, median, record
 HERE = Path(__file__).resolve().parent / "echo"
 SIZES = (1024, 16384, 131072)
 CONNECTIONS = (10, 100)
+SERVER_CPUS = {0}
+LOAD_CPUS = {1}
+
+
+#: The issue's targets: (ours, peer, at least this many times the peer's requests/s).
+TARGETS = (
+    ("sample_server, asyncio, 1 worker", "asyncio Protocol", 0.9),
+    ("sample_server, uvloop, 1 worker", "uvloop Protocol", 0.9),
+    ("sample_server, asyncio, 1 worker", "asyncio streams", 1.8),
+    ("uvloop Protocol, 2 processes, SO_REUSEPORT", "uvloop Protocol, 2 processes, shared socket",
+     None),
+)  # fmt: skip
+
+
+def _ratios(
+    results: dict[tuple[str, int, int], list[tuple[float, float, float, float]]],
+) -> list[str]:
+    """Requests/s ratios of the medians, one line per target and case measured."""
+    lines = []
+    for ours, peer, target in TARGETS:
+        for (name, size, conns), runs in results.items():
+            theirs = results.get((peer, size, conns))
+            if name != ours or not theirs:
+                continue
+            ratio = median([r[0] for r in runs]) / median([r[0] for r in theirs])
+            verdict = ""
+            if target is not None:
+                verdict = f" (target ≥ {target:.1f}×: {'met' if ratio >= target else 'NOT met'})"
+            lines.append(
+                f"- {ours} / {peer}, {size // 1024} KiB, {conns} conns: {ratio:.2f}×{verdict}"
+            )
+    return lines
 
 
 def _cpu(pid: int) -> float:
@@ -51,11 +86,20 @@ def _ppid(pid: int) -> int | None:
         return None
 
 
-def _start(command: list[str], work: Path) -> tuple[subprocess.Popen[str], int]:
+def _pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A preexec_fn that keeps a process (and what it forks) on *cpus*; None: anywhere."""
+    if cpus is None or len(os.sched_getaffinity(0)) < 2:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def _start(
+    command: list[str], work: Path, cpus: set[int] | None
+) -> tuple[subprocess.Popen[str], int]:
     # Logs go to a file: a pipe nobody reads fills up and blocks the server.
     log = (work / "server.log").open("w")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
-                            env=bench_env(), cwd=work)  # fmt: skip
+                            env=bench_env(), cwd=work, preexec_fn=_pinned(cpus))  # fmt: skip
     log.close()
     assert proc.stdout is not None
     if "sample_server" in command:
@@ -74,8 +118,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="message sizes")
+    parser.add_argument("--connections", default=",".join(map(str, CONNECTIONS)))
+    parser.add_argument("--only", action="append", default=[],
+                        help="only the servers whose name has this (repeatable)")  # fmt: skip
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    connections = [int(c) for c in args.connections.split(",")]
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise SystemExit("a C compiler is needed for the load generator")
@@ -94,25 +144,34 @@ def main() -> None:
             "asyncio streams": [python, peers, "streams", "asyncio"],
             "asyncio Protocol": [python, peers, "protocol", "asyncio"],
             "uvloop Protocol": [python, peers, "protocol", "uvloop"],
-        }
+            "uvloop Protocol, 2 processes, shared socket": [python, peers, "protocol", "uvloop",
+                                                             "shared", "2"],
+            "uvloop Protocol, 2 processes, SO_REUSEPORT": [python, peers, "protocol", "uvloop",
+                                                            "reuseport", "2"],
+        }  # fmt: skip
         node = shutil.which("node")
         if node:
             contenders["Node.js net"] = [node, str(HERE / "node_echo.js")]
+        if args.only:
+            contenders = {k: v for k, v in contenders.items() if any(o in k for o in args.only)}
         results: dict[tuple[str, int, int], list[tuple[float, float, float, float]]] = {}
         failures: dict[tuple[str, int, int], str] = {}
         for _ in range(args.runs):
             for name, command in contenders.items():
-                proc, port = _start(command, work)
+                # One-process servers get one core and the load generator the other, so that
+                # neither waits for the other's time slice; the multi-process ones get both.
+                several = "2 " in name
+                proc, port = _start(command, work, None if several else SERVER_CPUS)
                 try:
-                    for size in SIZES:
-                        for conns in CONNECTIONS:
+                    for size in sizes:
+                        for conns in connections:
                             before = _cpu(proc.pid)
                             try:
                                 load = subprocess.run(
                                     [str(loadgen), str(port), str(conns), str(size),
                                      str(args.seconds)],
                                     capture_output=True, text=True, check=False,
-                                    timeout=args.seconds + 30,
+                                    timeout=args.seconds + 30, preexec_fn=_pinned(LOAD_CPUS),
                                 )  # fmt: skip
                             except subprocess.TimeoutExpired:
                                 failures[(name, size, conns)] = "load generator timed out"
@@ -142,15 +201,21 @@ def main() -> None:
                         f"| {cols[2]:.0f} | {cols[3]:.1f} |")  # fmt: skip
         for (name, size, conns), why in failures.items():
             rows.append(f"| {name} | {size // 1024} KiB | {conns} | failed: {why} | | | |")
+        rows += ["", *_ratios(results)]
+        command = " ".join(["python bench/echo.py", *sys.argv[1:]]).replace(" --no-record", "")
         body = (
-            f"`python bench/echo.py --seconds {args.seconds:g} --runs {args.runs}`; "
-            f"{machine_line()}. The C load generator runs on the same 2 cores.\n\n"
-            + "\n".join(rows)
-            + "\n"
+            f"`{command}`; {machine_line()}. The C load generator is pinned to core 1, "
+            "one-process servers to core 0.\n\n" + "\n".join(rows) + "\n"
         )
         print(body)
         if not args.no_record:
-            record("Echo server (bench/echo.py)", body)
+            filtered = (
+                args.sizes != parser.get_default("sizes")
+                or args.only
+                or (args.connections != parser.get_default("connections"))
+            )
+            title = "Echo server (bench/echo.py)"
+            record(f"{title}: {command.split(' ', 2)[2]}" if filtered else title, body)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import _runtime
 from ._runtime.archive import format_comment
+from ._runtime.environment import _normalize
 from ._runtime.layout import (
     APP_MAIN_MODULE,
     FORMAT_VERSION,
@@ -101,6 +102,7 @@ def build(
     requirements: Iterable[str | os.PathLike[str]] | None = None,
     with_packages: Iterable[str] | None = None,
     console_script: str | None = None,
+    optional_native: Iterable[str] | None = None,
     find_links: Iterable[str] | None = None,
     index_url: str | None = None,
     extra_index_urls: Iterable[str] | None = None,
@@ -118,6 +120,9 @@ def build(
     *requirements* (files) and *with_packages* (specs) are installed with pip at build time
     and packed; *find_links*, *index_url*, *extra_index_urls* and *no_index* go to pip.
     *console_script* names a bundled distribution's console script as the entry point.
+    *optional_native* names bundled distributions with native code that the application can
+    do without: on an interpreter their code does not fit, importing them raises ImportError
+    (which the application may catch) instead of the archive refusing to start.
     *sign_key* (an Ed25519 private key file, see ``packer keygen``) signs the archive;
     *verify_on_start* makes it check its digest before running anything.
     *jobs* caps the worker processes used for big builds (default: one per CPU; 1 for none);
@@ -143,6 +148,7 @@ def build(
         requirements=tuple(Path(r).absolute() for r in requirements) if requirements else None,
         with_packages=tuple(with_packages) if with_packages else None,
         console_script=console_script,
+        optional_native=tuple(optional_native) if optional_native else None,
         find_links=tuple(find_links) if find_links else None,
         index_url=index_url,
         extra_index_urls=tuple(extra_index_urls) if extra_index_urls else None,
@@ -329,14 +335,26 @@ def _plan(src: Path | None, out: Path, options: Options, staged: Staged | None) 
         )
     requires = options.requires_python
     clauses = parse_requires_python(requires) if requires else ()
-    runtime = _runtime_config(staged)
+    runtime = _runtime_config(staged, _optional_native(options, staged))
     if options.verify_on_start:
         runtime["verify"] = True
     stub = render_stub(entry.kind, entry.value, requires, clauses, runtime)
     return _Plan(files, staged, entry, entry_text, requires, stub, runtime, warnings)
 
 
-def _runtime_config(staged: Staged | None) -> dict[str, Any]:
+def _optional_native(options: Options, staged: Staged | None) -> frozenset[str]:
+    """The bundled distributions named by ``optional_native``; BuildError for any other name."""
+    wanted = {_normalize(name): name for name in options.optional_native or ()}
+    bundled = {_normalize(dist.name) for dist in (staged.distributions if staged else [])}
+    unknown = [given for key, given in wanted.items() if key not in bundled]
+    if unknown:
+        raise BuildError(f"--optional-native {unknown[0]}: no bundled distribution has that name")
+    return frozenset(wanted)
+
+
+def _runtime_config(
+    staged: Staged | None, optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """What the runtime needs at start-up; goes into the stub and the manifest."""
     if staged is None:
         return {}
@@ -350,7 +368,24 @@ def _runtime_config(staged: Staged | None) -> dict[str, Any]:
         config["pth"] = sorted(rel for rel in top_level if "/" not in rel and rel.endswith(".pth"))
     if natives:
         config["native"] = [_native_entry(staged.root, dist) for dist in natives]
+        for entry, dist in zip(config["native"], natives, strict=True):
+            if _normalize(dist.name) in optional:
+                entry["optional"] = True
+                entry["top"] = _top_level_names(dist)
     return config
+
+
+def _top_level_names(dist: Distribution) -> list[str]:
+    """The importable names a distribution provides (packages and modules at its top)."""
+    names = set()
+    for rel in dist.files:
+        first, _, rest = rel.partition("/")
+        if rest:
+            if not first.endswith((".dist-info", ".data", ".libs")):
+                names.add(first)
+        elif first.endswith((".py", ".so", ".pyd")):
+            names.add(first.split(".")[0])
+    return sorted(name for name in names if name.isidentifier())
 
 
 def _native_entry(root: Path, dist: Distribution) -> dict[str, Any]:

@@ -176,6 +176,14 @@ def main() -> None:
     metavar="NAME",
     help="Entry point: a console script that a bundled distribution declares.",
 )
+@click.option(
+    "--optional-native",
+    multiple=True,
+    metavar="NAME",
+    help="A bundled distribution with native code the application can run without "
+    "(repeatable): on an interpreter its code does not fit, importing it raises ImportError "
+    "instead of the archive refusing to start.",
+)
 @click.option("--find-links", multiple=True, metavar="URL|DIR", help="Passed to pip.")
 @click.option("--index-url", metavar="URL", help="Passed to pip.")
 @click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL",

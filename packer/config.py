@@ -47,6 +47,7 @@ class Options:
     requirements: tuple[Path, ...] | None = None
     with_packages: tuple[str, ...] | None = None
     console_script: str | None = None
+    optional_native: tuple[str, ...] | None = None
     find_links: tuple[str, ...] | None = None
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] | None = None
@@ -80,6 +81,7 @@ _KEYS: dict[str, type] = {
     "requirements": list,
     "with": list,
     "console-script": str,
+    "optional-native": list,
     "find-links": list,
     "index-url": str,
     "extra-index-url": list,

@@ -124,7 +124,18 @@ class _Rules:
             return False
         if self.gitignore.matches(rel, False) or self.exclude.matches(rel, False):
             return False
-        return not self.include or self.include.matches(rel, False)
+        return not self.include or self._included(rel)
+
+    def _included(self, rel: str) -> bool:
+        """Whether *rel* is asked for: by a pattern matching the file itself or, as with a
+        ``.gitignore`` folder pattern, one of its folders; the nearest decision wins."""
+        decided = self.include.decide(rel, False)
+        parts = rel.split("/")
+        for depth in range(len(parts) - 1, 0, -1):
+            if decided is not None:
+                break
+            decided = self.include.decide("/".join(parts[:depth]), True)
+        return decided is True
 
 
 def select_files(

@@ -20,7 +20,8 @@ __all__ = ["main"]
 
 _DEFAULT_PID = Path("/tmp/sample-server.pid")
 _pid_option = click.option("--pid-file", type=click.Path(path_type=Path), default=_DEFAULT_PID,
-                           show_default=True, help="Pid file (locked while running).")  # fmt: skip
+                           envvar="SAMPLE_SERVER_PID_FILE", show_envvar=True, show_default=True,
+                           help="Pid file (locked while running).")  # fmt: skip
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,6 +65,13 @@ def start(
     if running:
         click.echo(f"sample-server: already running (pid {running})", err=True)
         sys.exit(1)
+    if loop == "uvloop":
+        # Checked here, not in the workers: they would die and be replaced over and over.
+        try:
+            import uvloop  # noqa: F401
+        except ImportError as exc:
+            click.echo(f"sample-server: --loop uvloop: cannot use uvloop here: {exc}", err=True)
+            sys.exit(1)
     if daemon and log_file is None:
         log_file = pid_file.with_suffix(".log")
     settings = Settings(
@@ -189,3 +197,15 @@ def restart(ctx: click.Context, pid_file: Path, timeout: float) -> None:
     options["pid_file"] = Path(options["pid_file"])
     options["log_file"] = Path(options["log_file"]) if options["log_file"] else None
     ctx.invoke(start, daemon=True, **options)
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def test(pytest_args: tuple[str, ...]) -> None:
+    """Run the test suite that ships with the server (arguments go to pytest, e.g. -q, -k)."""
+    from .selftest import run_tests
+
+    sys.exit(run_tests(pytest_args))

@@ -46,9 +46,9 @@ def new_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
     if kind in ("auto", "uvloop"):
         try:
             import uvloop
-        except ImportError:
+        except ImportError as exc:
             if kind == "uvloop":
-                raise RuntimeError("--loop uvloop: uvloop is not installed") from None
+                raise RuntimeError(f"--loop uvloop: cannot use uvloop here: {exc}") from None
         else:
             return uvloop.new_event_loop(), "uvloop"
     return asyncio.new_event_loop(), "asyncio"

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import write_tree
+from helpers import REPO, clean_env, port_is_free, readme_section, sh_blocks, write_tree
 
 
 @pytest.fixture
@@ -21,3 +26,80 @@ def make_tree(tmp_path: Path) -> Callable[..., Path]:
         return write_tree(tmp_path / name, files)
 
     return make
+
+
+@dataclass(frozen=True)
+class QuickStart:
+    """What the README's first Quick start command did in a scratch checkout folder."""
+
+    folder: Path  # holds build.py and examples/ (links into the checkout) and the app.pyz built
+    command: str
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def app(self) -> Path:
+        return self.folder / "app.pyz"
+
+
+def readme_env(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment the README's commands are run in: packer and this interpreter first
+    on PATH (as in the venv the README makes), the server's pid file inside *folder*."""
+    return clean_env(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        SAMPLE_SERVER_PID_FILE=str(folder / "server.pid"),
+        **extra,
+    )
+
+
+@pytest.fixture(scope="session")
+def quick_start(tmp_path_factory: pytest.TempPathFactory) -> QuickStart:
+    """The first Quick start command, run word for word once per session: build.py builds
+    app.pyz, which starts the server in the foreground; it is then stopped with Ctrl-C.
+
+    It runs in a scratch folder linking to build.py and examples/, so app.pyz (build.py
+    writes it to the current folder) does not land in the checkout.
+    """
+    folder = tmp_path_factory.mktemp("checkout")
+    (folder / "build.py").symlink_to(REPO / "build.py")
+    (folder / "examples").symlink_to(REPO / "examples")
+    command = sh_blocks(readme_section("Quick start"))[0]
+    if not port_is_free(9002):
+        command += " --port 0"  # the default port is taken here; the command is the same
+    stdout = folder.parent / f"{folder.name}.stdout"
+    with stdout.open("w") as out:
+        proc = subprocess.Popen(
+            ["bash", "-c", command], cwd=folder, env=readme_env(folder), text=True,
+            stdout=out, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+    err: list[str] = []
+    serving = threading.Event()
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err.append(line)
+            if "listening on" in line:
+                serving.set()
+        serving.set()  # ended without serving: its output says why
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        # The build fetches pinned wheels on a fresh machine (minutes at worst); then the
+        # server logs that it is listening.
+        serving.wait(timeout=600)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        reader.join(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    return QuickStart(folder, command, proc.returncode, stdout.read_text(), "".join(err))

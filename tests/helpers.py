@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import glob
 import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -105,3 +108,39 @@ def old_interpreters() -> tuple[str, ...]:
     """Interpreters older than 3.9 (pyenv), for the wrong-interpreter message."""
     root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     return tuple(sorted(glob.glob(os.path.join(root, "versions", "3.[5-8].*", "bin", "python3"))))
+
+
+def as_unprivileged(command: list[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
+    """*command*, run without root's power to write anywhere (when the tests run as root)."""
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to test unwritable folders as root"
+    return [setpriv, "--bounding-set=-dac_override", "--inh-caps=-dac_override", *command]
+
+
+def readme_section(title: str) -> str:
+    """The README's section headed ``## {title}``, up to the next such heading."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def sh_blocks(section: str) -> list[str]:
+    """The ``sh`` code blocks of a README section."""
+    return re.findall(r"```sh\n(.*?)\n```", section, re.S)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -289,6 +289,22 @@ def test_include_and_exclude(make_tree: Callable[..., Path], tmp_path: Path) -> 
         n for n in names if not n.startswith(("_packer", "__main__")) and not n.endswith("/")
     ]
     assert project and all(n.startswith("pkg/") for n in project)
+    # A folder pattern takes in everything under the folder, as in .gitignore; a file
+    # pattern after it can still leave one out.
+    for include in (["pkg/"], ["/pkg"], ["pkg"]):
+        got = members(
+            packer.build(src, tmp_path / "c.pyz", entry="pkg.cli:main", include=include).output
+        )
+        assert {n for n in got if n.startswith("pkg/")} == {
+            n for n in names if n.startswith("pkg/")
+        }, include
+        assert "docs/a.md" not in got and "tests/test_x.py" not in got
+    got = members(
+        packer.build(
+            src, tmp_path / "d.pyz", entry="pkg.cli:main", include=["pkg/", "!*.md"]
+        ).output
+    )
+    assert "pkg/notes.md" not in got and "pkg/cli.py" in got
 
 
 def test_symlinks_inside_are_followed_and_outside_need_permission(

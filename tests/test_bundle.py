@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import REPO, clean_env, other_interpreters, packer_cli, run, write_tree
+from helpers import (
+    REPO,
+    as_unprivileged,
+    clean_env,
+    other_interpreters,
+    packer_cli,
+    run,
+    write_tree,
+)
 from wheels import GREET_ENTRY_POINTS, GREET_FILES, make_wheel
 
 from packer.cli import main as cli_main
@@ -23,6 +32,7 @@ APP = {
     "app/data/config.txt": "app config\n",
     "app/cli.py": """
 import json
+import re
 import multiprocessing
 import sys
 
@@ -183,30 +193,57 @@ def test_interrupted_and_broken_extractions_are_repaired(app_pyz: Path, tmp_path
     assert entries(cache) == [entry]
 
 
-def _assert_fallback(proc: subprocess.CompletedProcess[str], unusable: str) -> None:
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["ext"] == "msgpack._cmsgpack"
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(f"app.pyz: warning: cannot use the cache folder {unusable} (")
-    private = lines[0].rsplit(" ", 1)[1]
-    assert not os.path.exists(private), "the private folder is removed at exit"
+def _assert_fallback(
+    command: list[str | os.PathLike[str]], env: dict[str, str], unusable: str, tmp: Path
+) -> None:
+    """Run *command* twice with an unusable cache: the first run warns once and makes this
+    user's folder in the temporary directory; the second uses it without a word."""
+    env = {**env, "TMPDIR": str(tmp / "tmpdir")}
+    (tmp / "tmpdir").mkdir()
+    shared = tmp / "tmpdir" / f"packer-cache-{os.getuid()}"
+    for first in (True, False):
+        proc = run(command, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["ext"] == "msgpack._cmsgpack"
+        if first:
+            assert proc.stderr == (
+                f"app.pyz: warning: cannot use the cache folder {unusable} ("
+                f"{proc.stderr.split(' (', 1)[1].split(')', 1)[0]}); "
+                f"native code goes to {shared} from now on\n"
+            )
+        else:
+            assert proc.stderr == ""
+        assert (shared.stat().st_mode & 0o777) == 0o700
+        assert [e for e in entries(shared) if e.startswith("msgpack-")]
 
 
 def test_cache_that_is_a_file_falls_back(app_pyz: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
-    _assert_fallback(run_app(app_pyz, cache=blocker), str(blocker))
+    env = clean_env(PACKER_CACHE=str(blocker))
+    _assert_fallback([app_pyz], env, str(blocker), tmp_path)
     assert blocker.read_text() == "not a folder"
 
 
-def as_unprivileged(command: list[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
-    """*command*, run without root's power to write anywhere (when the tests run as root)."""
-    if os.geteuid() != 0:
-        return command
-    setpriv = shutil.which("setpriv")
-    assert setpriv, "setpriv (util-linux) is needed to test unwritable folders as root"
-    return [setpriv, "--bounding-set=-dac_override", "--inh-caps=-dac_override", *command]
+def test_fallback_folder_made_by_someone_else_is_not_used(app_pyz: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    (tmp_path / "tmpdir").mkdir()
+    shared = tmp_path / "tmpdir" / f"packer-cache-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # not private: another user could have put code there
+    env = clean_env(PACKER_CACHE=str(blocker), TMPDIR=str(tmp_path / "tmpdir"))
+    proc = run([app_pyz], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ext"] == "msgpack._cmsgpack"
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"app.pyz: warning: cannot use the cache folder {blocker} ("
+    ), proc.stderr
+    assert f"nor {shared}; extracting native code to " in lines[0]
+    private = lines[0].rsplit(" ", 1)[1]
+    assert not os.path.exists(private), "the private folder is removed at exit"
+    assert entries(shared) == []
 
 
 def test_home_nonexistent_falls_back(app_pyz: Path, tmp_path: Path) -> None:
@@ -220,7 +257,7 @@ def test_home_nonexistent_falls_back(app_pyz: Path, tmp_path: Path) -> None:
     env = clean_env(HOME=home)
     env.pop("XDG_CACHE_HOME", None)
     try:
-        _assert_fallback(run(as_unprivileged([app_pyz]), env=env), f"{home}/.cache/packer")
+        _assert_fallback(as_unprivileged([app_pyz]), env, f"{home}/.cache/packer", tmp_path)
         assert not os.path.exists(home)
     finally:
         if os.geteuid() == 0:
@@ -232,8 +269,8 @@ def test_read_only_cache_falls_back(app_pyz: Path, tmp_path: Path) -> None:
     cache.mkdir()
     cache.chmod(0o555)
     try:
-        proc = run(as_unprivileged([app_pyz]), env=clean_env(PACKER_CACHE=str(cache)))
-        _assert_fallback(proc, str(cache))
+        env = clean_env(PACKER_CACHE=str(cache))
+        _assert_fallback(as_unprivileged([app_pyz]), env, str(cache), tmp_path)
         assert entries(cache) == []
     finally:
         cache.chmod(0o755)
@@ -465,3 +502,59 @@ def test_bundled_modules_use_their_bytecode(app_pyz: Path, tmp_path: Path) -> No
     env = clean_env(PACKER_INTERPRETER="1", PACKER_CACHE=str(tmp_path / "c"))
     proc = run([app_pyz, "-c", code], env=env)
     assert (proc.returncode, proc.stdout) == (0, "[]\n"), proc.stderr
+
+
+def test_optional_native_code_for_another_python_raises_import_error(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    interpreters = other_interpreters()
+    if not interpreters:
+        pytest.skip("no other CPython 3.9+ on this machine")
+    src = write_tree(tmp_path / "src", APP)
+    out = tmp_path / "app.pyz"
+    proc = packer_cli(
+        "build", src, "-o", out, "-m", "app.cli:main", "--with", "click", "--with", "msgpack",
+        "--with", "greet", "--no-index", "--find-links", wheelhouse, "--optional-native", "MsgPack",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    info = packer_cli("info", out).stdout
+    assert re.search(r"^native: msgpack \S+ \(optional\)$", info, re.M), info
+    code = (
+        "try:\n    import msgpack.fallback\nexcept ImportError as e:\n    print('no:', e)\n"
+        "else:\n    print('yes:', msgpack.__file__)\nimport greet; print(greet.__name__)"
+    )
+    env = clean_env(PACKER_CACHE=str(tmp_path / "cache"), PACKER_INTERPRETER="1")
+    here = run([sys.executable, out, "-c", code], env=env)
+    assert here.stdout.startswith(f"yes: {tmp_path / 'cache'}"), here.stderr
+    tag = "cp{}{}".format(*sys.version_info[:2])
+    for python, version in interpreters:
+        ran = run([python, out, "-c", code], env=env)
+        assert ran.returncode == 0, ran.stderr
+        # The archive starts; the distribution is refused (not some other copy found), and why.
+        assert ran.stdout == (
+            f"no: app.pyz: msgpack {msgpack_version(info)} has native code for {tag}; "
+            f"this is Python {'.'.join(map(str, ran_version(python)))} ({python})\ngreet\n"
+        ), (version, ran.stdout, ran.stderr)
+
+
+def msgpack_version(info: str) -> str:
+    return re.search(r"^native: msgpack (\S+)", info, re.M)[1]  # type: ignore[index]
+
+
+def ran_version(python: str) -> tuple[int, ...]:
+    out = run([python, "-c", "import sys; print(*sys.version_info[:3])"]).stdout
+    return tuple(int(x) for x in out.split())
+
+
+def test_optional_native_must_name_a_bundled_distribution(wheelhouse: Path, tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", APP)
+    out = tmp_path / "app.pyz"
+    proc = packer_cli(
+        "build", src, "-o", out, "-m", "app.cli:main", "--with", "click", "--no-index",
+        "--find-links", wheelhouse, "--optional-native", "uvloop",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert (
+        proc.stderr == "packer: --optional-native uvloop: no bundled distribution has that name\n"
+    )
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "src"]

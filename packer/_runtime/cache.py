@@ -59,8 +59,11 @@ def ensure_extracted(
 ) -> List[str]:
     """Folders holding each native distribution's files, extracting those not there yet.
 
-    Falls back to a private temporary folder (removed at exit) when the cache cannot be used,
-    with one warning naming the folder it could not use.
+    When the cache cannot be used (a read-only HOME, say), falls back to this user's own
+    folder in the temporary directory, kept for the next runs and their child processes;
+    one warning is given when that folder is made, not at every run. Should that folder be
+    unusable too (someone else's, or not private), a private one is used and removed at exit,
+    with a warning every time.
     """
     if not natives:
         return []
@@ -68,18 +71,50 @@ def ensure_extracted(
     try:
         return [_ensure(archive, root, dist) for dist in natives]
     except OSError as exc:
-        import atexit
-        import shutil
-        import tempfile
-
         reason = exc.strerror or str(exc)
-        private = tempfile.mkdtemp(prefix="packer-")  # mode 0700
-        atexit.register(shutil.rmtree, private, True)
-        warn(
-            "cannot use the cache folder %s (%s); extracting native code to %s"
-            % (root, reason, private)
-        )
-        return [_ensure(archive, private, dist) for dist in natives]
+    import tempfile
+
+    shared = os.path.join(tempfile.gettempdir(), "packer-cache-%d" % os.getuid())
+    try:
+        made = _own_private_folder(shared)
+        paths = [_ensure(archive, shared, dist) for dist in natives]
+    except OSError:
+        pass
+    else:
+        if made:
+            warn(
+                "cannot use the cache folder %s (%s); native code goes to %s from now on"
+                % (root, reason, shared)
+            )
+        return paths
+    import atexit
+    import shutil
+
+    private = tempfile.mkdtemp(prefix="packer-")  # mode 0700
+    atexit.register(shutil.rmtree, private, True)
+    warn(
+        "cannot use the cache folder %s (%s) nor %s; extracting native code to %s"
+        % (root, reason, shared, private)
+    )
+    return [_ensure(archive, private, dist) for dist in natives]
+
+
+def _own_private_folder(path: str) -> bool:
+    """Make sure *path* is a real folder that only this user can use; True if made now.
+
+    Raises OSError when it is anything else: in a shared temporary directory another user
+    could have made it first, to have this user run code from it.
+    """
+    made = False
+    try:
+        os.mkdir(path, 0o700)
+        made = True
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OSError(errno.EPERM, "not a private folder of this user", path)
+    return made
 
 
 def _ensure(archive: str, root: str, dist: Dict[str, Any]) -> str:

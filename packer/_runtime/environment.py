@@ -17,7 +17,7 @@ from .layout import MANIFEST_NAME
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterator, List, Optional
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["Environment", "activate", "mount"]
 
@@ -39,6 +39,7 @@ class Environment:
         self.archive = archive
         self.paths: List[str] = []
         self.finder: Optional[_MetadataFinder] = None
+        self.unusable: Optional[_UnusableNative] = None
 
     def __enter__(self) -> Environment:
         return self
@@ -54,14 +55,16 @@ def activate(
     reach of ``importlib.metadata``; extract native code first if it has any."""
     archive = os.path.abspath(archive)
     env = Environment(archive)
-    _check_native_tags(archive, config)
+    natives, unusable = _native_fits(archive, config)
     install_importer(archive)
     paths = []
     if archive not in sys.path:
         paths.append(archive)
-    paths += cache.ensure_extracted(
-        archive, config.get("native", []), warn or _warn_stderr(archive)
-    )
+    paths += cache.ensure_extracted(archive, natives, warn or _warn_stderr(archive))
+    if unusable:
+        # First on the meta path: an installed copy elsewhere must not stand in for it.
+        env.unusable = _UnusableNative(unusable)
+        sys.meta_path.insert(0, env.unusable)
     site = config.get("site")
     if site:
         paths.append(archive + "/" + site)
@@ -88,9 +91,10 @@ def deactivate(env: Environment) -> None:
     for path in env.paths:
         with contextlib.suppress(ValueError):
             sys.path.remove(path)
-    if env.finder is not None:
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(env.finder)
+    for finder in (env.finder, env.unusable):
+        if finder is not None:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(finder)
     prefixes = (*tuple(p + os.sep for p in env.paths), env.archive + "/")
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None) or ""
@@ -124,26 +128,49 @@ def mount(archive: str) -> Environment:
     return activate(archive, read_config(archive))
 
 
-def _check_native_tags(archive: str, config: Dict[str, Any]) -> None:
+def _native_fits(
+    archive: str, config: Dict[str, Any]
+) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:
+    """The native distributions this interpreter can load, and why the others cannot, by
+    the top-level names they provide. One that is not optional and does not fit refuses
+    the archive (ArchiveError)."""
     natives = config.get("native") or []
-    if not natives:
-        return
+    usable: List[Dict[str, Any]] = []
+    unusable: Dict[str, str] = {}
     here = "cp%d%d" % sys.version_info[:2]
     for dist in natives:
         tags = dist.get("tags") or []
         if not tags or any(_tag_fits(tag, here) for tag in tags):
+            usable.append(dist)
             continue
-        raise ArchiveError(
-            "%s: %s %s has native code for %s; this is Python %s (%s)"
-            % (
-                os.path.basename(archive),
-                dist["name"],
-                dist["version"],
-                ", ".join(sorted({t.split("-")[0] for t in tags})),
-                sys.version.split()[0],
-                sys.executable,
-            )
+        reason = "%s %s has native code for %s; this is Python %s (%s)" % (
+            dist["name"],
+            dist["version"],
+            ", ".join(sorted({t.split("-")[0] for t in tags})),
+            sys.version.split()[0],
+            sys.executable,
         )
+        if not dist.get("optional"):
+            raise ArchiveError("%s: %s" % (os.path.basename(archive), reason))
+        for name in dist.get("top") or []:
+            unusable[name] = "%s: %s" % (os.path.basename(archive), reason)
+    return usable, unusable
+
+
+class _UnusableNative:
+    """Answers imports of an optional native distribution that this interpreter cannot load
+    with an ImportError saying why, so that the application can fall back."""
+
+    def __init__(self, reasons: Dict[str, str]) -> None:
+        self.reasons = reasons
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        reason = self.reasons.get(fullname.partition(".")[0])
+        if reason is not None:
+            raise ModuleNotFoundError(reason, name=fullname)
+
+    def invalidate_caches(self) -> None:
+        pass
 
 
 def _tag_fits(tag: str, here: str) -> bool:

@@ -214,7 +214,8 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
             )
             runtime = manifest.get("runtime") or {}
             result["native"] = [
-                "%s %s" % (n.get("name"), n.get("version"))
+                "%s %s%s"
+                % (n.get("name"), n.get("version"), " (optional)" if n.get("optional") else "")
                 for n in (runtime.get("native") or [] if isinstance(runtime, dict) else [])
                 if isinstance(n, dict)
             ]

@@ -414,8 +414,24 @@ def test_foreground_start_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert not pid_file.exists()
 
 
+def _uvloop_here() -> bool:
+    """Whether uvloop can be imported by this interpreter (the server runs on the same one)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_both_event_loops(tmp_path: Path, loop: str) -> None:
+    if loop == "uvloop" and not _uvloop_here():
+        # Where uvloop cannot load (no wheel for this Python): refused up front, in one line.
+        proc = cli("start", "--port", "0", "--pid-file", str(tmp_path / "p.pid"), "--loop", loop)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("sample-server: --loop uvloop: cannot use uvloop here: ")
+        assert proc.stderr.count("\n") == 1 and not (tmp_path / "p.pid").exists()
+        return
     running = start(tmp_path, "--workers", "1", "--loop", loop)
     try:
         for size in (0, 1, 70_000, 1 << 20):

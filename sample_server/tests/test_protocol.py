@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 
-from sample_server.protocol import WRITE_HIGH_WATER, EchoProtocol, Stats
+from sample_server.protocol import READ_SIZE, WRITE_HIGH_WATER, EchoProtocol, Stats
 
 
 async def _pair(
@@ -60,7 +60,10 @@ def test_reading_pauses_while_the_client_does_not_read() -> None:
         stats = Stats()
         peer, protocol = await _pair(stats)
         loop = asyncio.get_running_loop()
-        protocol.data_received(b"x" * (WRITE_HIGH_WATER * 2))  # more than the peer can take
+        for _ in range(WRITE_HIGH_WATER * 2 // READ_SIZE):  # more than the peer can take
+            buffer = protocol.get_buffer(-1)  # as the transport does with what it reads
+            buffer[:READ_SIZE] = b"x" * READ_SIZE
+            protocol.buffer_updated(READ_SIZE)
         assert protocol._paused
         assert protocol.transport is not None and not protocol.transport.is_reading()
         total = 0
@@ -79,6 +82,26 @@ def test_idle_connections_close() -> None:
         peer, _ = await _pair(stats, idle=0.05)
         loop = asyncio.get_running_loop()
         assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b""
+        peer.close()
+
+    asyncio.run(scenario())
+
+
+def test_activity_keeps_a_connection_open_past_the_idle_timeout() -> None:
+    async def scenario() -> None:
+        stats = Stats()
+        idle = 0.2
+        peer, protocol = await _pair(stats, idle=idle)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while loop.time() - began < 4 * idle:  # talking all along: well past one timeout
+            await loop.sock_sendall(peer, b"x")
+            assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b"x"
+            last = loop.time()  # the server saw the byte just before this
+            await asyncio.sleep(idle / 4)
+        assert protocol.transport is not None and not protocol.transport.is_closing()
+        assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b""  # then silence
+        assert loop.time() - last >= idle * 0.95  # not before the timeout (clock slack)
         peer.close()
 
     asyncio.run(scenario())

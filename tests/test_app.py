@@ -1,0 +1,151 @@
+"""app.pyz, as build.py makes it: the server's commands, the packed test suite, other Pythons."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import QuickStart
+from helpers import REPO, as_unprivileged, clean_env, other_interpreters, run
+
+#: Every CPython 3.10+ here other than this one (app.pyz needs pytest 9, which needs 3.10).
+PYTHONS = [(path, version) for path, version in other_interpreters() if version >= (3, 10)]
+
+
+def collected_in_checkout() -> int:
+    """How many tests the checkout's own sample_server suite has."""
+    proc = run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "sample_server/tests"],
+        cwd=REPO, env=clean_env(PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    match = re.search(r"^(\d+) tests? collected", proc.stdout, re.M)
+    assert match, proc.stdout + proc.stderr
+    return int(match[1])
+
+
+def passed(output: str) -> int:
+    last = output.strip().splitlines()[-1]
+    match = re.match(r"(\d+) passed(, (\d+) skipped)? in ", last)
+    assert match, output[-3000:]
+    return int(match[1])
+
+
+def test_server_commands_from_any_directory(quick_start: QuickStart, tmp_path: Path) -> None:
+    app = quick_start.app
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pid_file = tmp_path / "run" / "server.pid"
+    (tmp_path / "run").mkdir()
+    env = clean_env(SAMPLE_SERVER_PID_FILE=str(pid_file))
+    try:
+        started = run([app, "start", "-d", "--port", "0", "--workers", "1"], cwd=elsewhere, env=env)
+        assert started.returncode == 0, started.stderr
+        pid = int(re.fullmatch(r"listening on 127\.0\.0\.1:\d+ \(pid (\d+)\)\n", started.stdout)[1])  # type: ignore[index]
+        # By the shebang and with the interpreter named, from another folder each time.
+        status = run([sys.executable, app, "status", "--json"], cwd=tmp_path, env=env)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["pid"] == pid
+        again = run([app, "start", "-d", "--port", "0"], cwd=elsewhere, env=env)
+        assert (again.returncode, again.stderr) == (
+            1,
+            f"sample-server: already running (pid {pid})\n",
+        )
+        restarted = run([app, "restart"], cwd=elsewhere, env=env)
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stdout.startswith(f"stopped (pid {pid})\nlistening on 127.0.0.1:")
+        stopped = run([sys.executable, app, "stop", "-g"], cwd=elsewhere, env=env)
+        assert stopped.returncode == 0 and stopped.stdout.startswith("stopped (pid ")
+    finally:
+        run([app, "stop", "--timeout", "10"], env=env)
+    assert run([app, "status"], env=env).returncode == 3
+    assert sorted(p.name for p in elsewhere.iterdir()) == []  # nothing written where it ran
+
+
+def test_packed_suite_needs_nothing_but_the_archive(
+    quick_start: QuickStart, tmp_path: Path
+) -> None:
+    """A bare interpreter (no pytest, no packer, no sample_server), a read-only HOME, and a
+    pytest plugin installed on the host that must not be loaded."""
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = venv / "bin" / "python"
+    site = Path(
+        run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip()
+    )
+    marker = tmp_path / "host-plugin-was-loaded"
+    (site / "host_plugin.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    info = site / "host_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: host-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nhost = host_plugin\n")
+    assert run([python, "-c", "import pytest"]).returncode == 1  # nothing else to fall back on
+    home = tmp_path / "home"
+    home.mkdir(mode=0o555)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = clean_env(HOME=str(home))
+    env.pop("XDG_CACHE_HOME", None)
+    try:
+        proc = run(
+            as_unprivileged([python, quick_start.app, "test", "-q"]), cwd=cwd, env=env, timeout=900
+        )
+    finally:
+        home.chmod(0o755)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert passed(proc.stdout) == collected_in_checkout()
+    assert not marker.exists()
+    assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []  # no .pytest_cache, no cache
+
+
+def test_packed_suite_fails_when_a_packed_test_fails(tmp_path: Path) -> None:
+    """A build of a copy of the checkout with one failing test added (and --no-uvloop)."""
+    copy = tmp_path / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in ("packer", "sample_server"):
+        shutil.copytree(REPO / part, copy / part, ignore=ignore)
+    shutil.copy(REPO / "build.py", copy / "build.py")
+    (copy / "sample_server" / "tests" / "test_deliberately_broken.py").write_text(
+        "def test_deliberately_broken():\n    assert 1 + 1 == 3\n"
+    )
+    built = run(
+        [sys.executable, "build.py", "--no-uvloop", "-q"], cwd=copy, env=clean_env(), timeout=900
+    )
+    assert built.returncode == 0, built.stderr
+    app = copy / "app.pyz"
+    info = run([sys.executable, "-m", "packer", "info", app], env=clean_env(PYTHONPATH=str(REPO)))
+    assert "uvloop" not in info.stdout and "pytest" in info.stdout
+    proc = run(
+        [app, "test", "-q", "-k", "deliberately or protocol or both_event"],
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert re.match(r"1 failed, \d+ passed", last), last
+    assert "test_deliberately_broken" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "python", [p for p, _ in PYTHONS], ids=[f"{v[0]}.{v[1]}" for _, v in PYTHONS]
+)
+def test_app_runs_on_other_pythons(quick_start: QuickStart, tmp_path: Path, python: str) -> None:
+    app = quick_start.app
+    env = clean_env(SAMPLE_SERVER_PID_FILE=str(tmp_path / "server.pid"))
+    try:
+        started = run([python, app, "start", "-d", "--port", "0", "--workers", "1"], env=env)
+        assert started.returncode == 0, started.stderr
+        status = json.loads(run([python, app, "status", "--json"], env=env).stdout)
+        assert status["workers"][0]["loop"] in ("asyncio", "uvloop")
+    finally:
+        assert run([python, app, "stop", "--timeout", "10"], env=env).returncode == 0
+    echoed = run([python, REPO / "examples" / "echo_from_archive.py", app], cwd=tmp_path)
+    assert echoed.stdout.startswith("echoed 'hello from app.pyz' on "), echoed.stderr
+    proc = run([python, app, "test", "-q"], cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert passed(proc.stdout) == collected_in_checkout()
