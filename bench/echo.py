@@ -153,7 +153,12 @@ def main() -> None:
         if node:
             contenders["Node.js net"] = [node, str(HERE / "node_echo.js")]
         if args.only:
-            contenders = {k: v for k, v in contenders.items() if any(o in k for o in args.only)}
+            # A whole name picks that server alone; anything else, every name containing it.
+            contenders = {
+                k: v
+                for k, v in contenders.items()
+                if any(o == k or (o not in contenders and o in k) for o in args.only)
+            }
         results: dict[tuple[str, int, int], list[tuple[float, float, float, float]]] = {}
         failures: dict[tuple[str, int, int], str] = {}
         for _ in range(args.runs):

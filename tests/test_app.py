@@ -31,7 +31,7 @@ def collected_in_checkout() -> int:
 
 def passed(output: str) -> int:
     last = output.strip().splitlines()[-1]
-    match = re.match(r"(\d+) passed(, (\d+) skipped)? in ", last)
+    match = re.match(r"(\d+) passed\b", last)  # "failed" or "error" would come first
     assert match, output[-3000:]
     return int(match[1])
 
@@ -149,3 +149,18 @@ def test_app_runs_on_other_pythons(quick_start: QuickStart, tmp_path: Path, pyth
     proc = run([python, app, "test", "-q"], cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert passed(proc.stdout) == collected_in_checkout()
+
+
+def test_sample_server_test_command_from_the_checkout(tmp_path: Path) -> None:
+    """Not from an archive: the same command runs the suite where the package is."""
+    env = clean_env(PYTHONPATH=str(REPO))
+    command = [sys.executable, "-m", "sample_server", "test", "-q"]
+    proc = run([*command, "-k", "protocol"], cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert passed(proc.stdout) >= 1
+    one = "sample_server/tests/test_protocol.py::test_idle_connections_close"
+    proc = run([*command, one], cwd=tmp_path, env=env)
+    assert (proc.returncode, passed(proc.stdout)) == (0, 1), proc.stdout + proc.stderr
+    proc = run([*command, "-k", "no_such_test_anywhere"], cwd=tmp_path, env=env)
+    assert proc.returncode == 5, proc.stdout  # pytest's "nothing collected", passed on
+    assert list(tmp_path.iterdir()) == []
