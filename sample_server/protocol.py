@@ -15,9 +15,8 @@ log = logging.getLogger("sample_server")
 #: A client that does not read can make the server hold at most this much for it; past it,
 #: the server stops reading from that client until its writes drain.
 WRITE_HIGH_WATER = 256 * 1024
-#: The most read from a connection at once. Measured (bench/echo.py): 256 KiB was slower at
-#: 16 and 128 KiB messages, since a buffer given away to a slow client (see buffer_updated)
-#: must be replaced, and glibc maps allocations that big with mmap, each time.
+#: The most read from a connection at once: under glibc's mmap threshold (128 KiB), so that
+#: neither this buffer's copies nor asyncio's reads go through mmap (bench/RESULTS.md).
 READ_SIZE = 64 * 1024
 
 
@@ -32,8 +31,7 @@ class Stats:
     bytes_out: int = 0
     live: set[EchoProtocol] = field(default_factory=set)
     #: Where every connection of the server reads into: one loop runs them one at a time, and
-    #: what is read is sent before the next read (or the buffer is replaced, see
-    #: ``buffer_updated``).
+    #: what is read is copied out before the next read.
     buffer: memoryview = field(default_factory=lambda: memoryview(bytearray(READ_SIZE)))
 
 
@@ -81,12 +79,9 @@ class EchoProtocol(asyncio.BufferedProtocol):
         stats = self.stats
         stats.bytes_in += nbytes
         stats.bytes_out += nbytes
-        transport.write(stats.buffer[:nbytes])  # no copy: sent now, as a rule
-        if transport.get_write_buffer_size():
-            # Not all of it went out, and the transport may be holding on to that part of the
-            # buffer (asyncio from 3.12 and uvloop keep a view): leave it the buffer, and read
-            # into a new one from now on. Only clients slower than the server pay for this.
-            stats.buffer = memoryview(bytearray(READ_SIZE))
+        # A copy: what cannot be sent at once stays with the transport (asyncio from 3.12 and
+        # uvloop keep a view of it), and the buffer is read into again next.
+        transport.write(stats.buffer[:nbytes].tobytes())
         # The hot path only marks the connection active: no clock read, no timer re-armed.
         self._quiet = 0
 
