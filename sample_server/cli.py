@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .server import Settings
+from .server import Settings, uvloop_problem
 
 __all__ = ["main"]
 
@@ -65,13 +65,11 @@ def start(
     if running:
         click.echo(f"sample-server: already running (pid {running})", err=True)
         sys.exit(1)
-    if loop == "uvloop":
-        # Checked here, not in the workers: they would die and be replaced over and over.
-        try:
-            import uvloop  # noqa: F401
-        except ImportError as exc:
-            click.echo(f"sample-server: --loop uvloop: cannot use uvloop here: {exc}", err=True)
-            sys.exit(1)
+    # Checked here, not only in the workers: they would die and be replaced over and over.
+    problem = uvloop_problem() if loop == "uvloop" else None
+    if problem:
+        click.echo(f"sample-server: {problem}", err=True)
+        sys.exit(1)
     if daemon and log_file is None:
         log_file = pid_file.with_suffix(".log")
     settings = Settings(

@@ -41,16 +41,26 @@ class Settings:
         return self.pid_file.with_name(self.pid_file.name + ".d")
 
 
+def uvloop_problem() -> str | None:
+    """Why ``--loop uvloop`` cannot work here (uvloop missing, or built for another Python);
+    None when it can."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError as exc:
+        return f"--loop uvloop: cannot use uvloop here: {exc}"
+    return None
+
+
 def new_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
     """An event loop of the kind asked for: uvloop when installed and ``auto``."""
     if kind in ("auto", "uvloop"):
-        try:
+        problem = uvloop_problem()
+        if problem is None:
             import uvloop
-        except ImportError as exc:
-            if kind == "uvloop":
-                raise RuntimeError(f"--loop uvloop: cannot use uvloop here: {exc}") from None
-        else:
+
             return uvloop.new_event_loop(), "uvloop"
+        if kind == "uvloop":
+            raise RuntimeError(problem)
     return asyncio.new_event_loop(), "asyncio"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -17,6 +18,7 @@ from helpers import REPO, as_unprivileged, clean_env, other_interpreters, run
 PYTHONS = [(path, version) for path, version in other_interpreters() if version >= (3, 10)]
 
 
+@functools.cache
 def collected_in_checkout() -> int:
     """How many tests the checkout's own sample_server suite has."""
     proc = run(

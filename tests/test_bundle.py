@@ -93,15 +93,24 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return house
 
 
-@pytest.fixture(scope="session")
-def app_pyz(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("bundle")
+def build_app(
+    root: Path,
+    wheelhouse: Path,
+    *extra: str,
+    bundle: tuple[str, ...] = ("click", "msgpack", "greet"),
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Build APP (written under *root*) into *root*/app.pyz from the wheelhouse, offline."""
     src = write_tree(root / "src", APP)
     out = root / "app.pyz"
-    proc = packer_cli(
-        "build", src, "-o", out, "-m", "app.cli:main", "--with", "click", "--with", "msgpack",
-        "--with", "greet", "--no-index", "--find-links", wheelhouse,
-    )  # fmt: skip
+    withs = [arg for name in bundle for arg in ("--with", name)]
+    proc = packer_cli("build", src, "-o", out, "-m", "app.cli:main", *withs, "--no-index",
+                      "--find-links", wheelhouse, *extra)  # fmt: skip
+    return out, proc
+
+
+@pytest.fixture(scope="session")
+def app_pyz(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out, proc = build_app(tmp_path_factory.mktemp("bundle"), wheelhouse)
     assert proc.returncode == 0, proc.stderr
     assert "bundled: click " in proc.stdout and "msgpack " in proc.stdout
     assert "(native)" in proc.stdout
@@ -510,12 +519,7 @@ def test_optional_native_code_for_another_python_raises_import_error(
     interpreters = other_interpreters()
     if not interpreters:
         pytest.skip("no other CPython 3.9+ on this machine")
-    src = write_tree(tmp_path / "src", APP)
-    out = tmp_path / "app.pyz"
-    proc = packer_cli(
-        "build", src, "-o", out, "-m", "app.cli:main", "--with", "click", "--with", "msgpack",
-        "--with", "greet", "--no-index", "--find-links", wheelhouse, "--optional-native", "MsgPack",
-    )  # fmt: skip
+    out, proc = build_app(tmp_path, wheelhouse, "--optional-native", "MsgPack")
     assert proc.returncode == 0, proc.stderr
     info = packer_cli("info", out).stdout
     assert re.search(r"^native: msgpack \S+ \(optional\)$", info, re.M), info
@@ -547,12 +551,7 @@ def ran_version(python: str) -> tuple[int, ...]:
 
 
 def test_optional_native_must_name_a_bundled_distribution(wheelhouse: Path, tmp_path: Path) -> None:
-    src = write_tree(tmp_path / "src", APP)
-    out = tmp_path / "app.pyz"
-    proc = packer_cli(
-        "build", src, "-o", out, "-m", "app.cli:main", "--with", "click", "--no-index",
-        "--find-links", wheelhouse, "--optional-native", "uvloop",
-    )  # fmt: skip
+    out, proc = build_app(tmp_path, wheelhouse, "--optional-native", "uvloop", bundle=("click",))
     assert proc.returncode == 1
     assert (
         proc.stderr == "packer: --optional-native uvloop: no bundled distribution has that name\n"

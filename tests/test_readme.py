@@ -97,7 +97,7 @@ def reference_commands() -> list[str]:
     (placeholders and all), with comments dropped and ``[optional]`` parts spelled out."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     commands = []
-    for block in re.findall(r"```sh\n(.*?)\n```", text, re.S):
+    for block in sh_blocks(text):
         for line in block.splitlines():
             line = re.sub(r"\s+#\s.*$", "", line).strip()
             if line.startswith(("packer ", "sample-server ")):

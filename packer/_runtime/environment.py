@@ -143,7 +143,8 @@ def _native_fits(
         if not tags or any(_tag_fits(tag, here) for tag in tags):
             usable.append(dist)
             continue
-        reason = "%s %s has native code for %s; this is Python %s (%s)" % (
+        reason = "%s: %s %s has native code for %s; this is Python %s (%s)" % (
+            os.path.basename(archive),
             dist["name"],
             dist["version"],
             ", ".join(sorted({t.split("-")[0] for t in tags})),
@@ -151,9 +152,9 @@ def _native_fits(
             sys.executable,
         )
         if not dist.get("optional"):
-            raise ArchiveError("%s: %s" % (os.path.basename(archive), reason))
+            raise ArchiveError(reason)
         for name in dist.get("top") or []:
-            unusable[name] = "%s: %s" % (os.path.basename(archive), reason)
+            unusable[name] = reason
     return usable, unusable
 
 
