@@ -6,6 +6,8 @@ Run: python bench/echo.py [--seconds 10] [--runs 3] [--sizes 1024,...] [--connec
 A closed-loop load generator in C (bench/echo/loadgen.c, epoll, compiled here with cc) drives
 each server over loopback: 1 KiB, 16 KiB and 128 KiB messages, 10 and 100 connections.
 Reported: requests/s, p50/p99 latency and the server's CPU time per echo (medians over runs).
+The minimal asyncio Protocol echo runs twice: as is, and with glibc's malloc thresholds fixed
+("steady malloc"), since with the defaults its speed depends on its allocation history.
 The load generator shares this machine's cores with the server: it is pinned to the second
 core, and one-process servers to the first (multi-process ones may use both).
 """
@@ -34,9 +36,15 @@ SERVER_CPUS = {0}
 LOAD_CPUS = {1}
 
 
+#: glibc settings that keep the minimal asyncio echo in its fast state: with the defaults, its
+#: 256 KiB reads may each cost an mmap, an mremap and a munmap, depending on the process's
+#: history (bench/RESULTS.md). Fixed thresholds end that lottery; sample_server does not need it.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 20)}
+
 #: The issue's targets: (ours, peer, at least this many times the peer's requests/s).
 TARGETS = (
     ("sample_server, asyncio, 1 worker", "asyncio Protocol", 0.9),
+    ("sample_server, asyncio, 1 worker", "asyncio Protocol, steady malloc", 0.9),
     ("sample_server, uvloop, 1 worker", "uvloop Protocol", 0.9),
     ("sample_server, asyncio, 1 worker", "asyncio streams", 1.8),
     ("uvloop Protocol, 2 processes, SO_REUSEPORT", "uvloop Protocol, 2 processes, shared socket",
@@ -94,12 +102,12 @@ def _pinned(cpus: set[int] | None) -> Callable[[], None] | None:
 
 
 def _start(
-    command: list[str], work: Path, cpus: set[int] | None
+    command: list[str], work: Path, cpus: set[int] | None, env: dict[str, str]
 ) -> tuple[subprocess.Popen[str], int]:
     # Logs go to a file: a pipe nobody reads fills up and blocks the server.
     log = (work / "server.log").open("w")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
-                            env=bench_env(), cwd=work, preexec_fn=_pinned(cpus))  # fmt: skip
+                            env=bench_env(**env), cwd=work, preexec_fn=_pinned(cpus))  # fmt: skip
     log.close()
     assert proc.stdout is not None
     if "sample_server" in command:
@@ -143,6 +151,7 @@ def main() -> None:
             "sample_server, uvloop, 2 workers": [*ours, "--workers", "2", "--loop", "uvloop"],
             "asyncio streams": [python, peers, "streams", "asyncio"],
             "asyncio Protocol": [python, peers, "protocol", "asyncio"],
+            "asyncio Protocol, steady malloc": [python, peers, "protocol", "asyncio"],
             "uvloop Protocol": [python, peers, "protocol", "uvloop"],
             "uvloop Protocol, 2 processes, shared socket": [python, peers, "protocol", "uvloop",
                                                              "shared", "2"],
@@ -166,7 +175,8 @@ def main() -> None:
                 # One-process servers get one core and the load generator the other, so that
                 # neither waits for the other's time slice; the multi-process ones get both.
                 several = "2 " in name
-                proc, port = _start(command, work, None if several else SERVER_CPUS)
+                env = STEADY_MALLOC if "steady malloc" in name else {}
+                proc, port = _start(command, work, None if several else SERVER_CPUS, env)
                 try:
                     for size in sizes:
                         for conns in connections:
@@ -207,9 +217,9 @@ def main() -> None:
         for (name, size, conns), why in failures.items():
             rows.append(f"| {name} | {size // 1024} KiB | {conns} | failed: {why} | | | |")
         rows += ["", *_ratios(results)]
-        command = " ".join(["python bench/echo.py", *sys.argv[1:]]).replace(" --no-record", "")
+        invoked = " ".join(["python bench/echo.py", *sys.argv[1:]]).replace(" --no-record", "")
         body = (
-            f"`{command}`; {machine_line()}. The C load generator is pinned to core 1, "
+            f"`{invoked}`; {machine_line()}. The C load generator is pinned to core 1, "
             "one-process servers to core 0.\n\n" + "\n".join(rows) + "\n"
         )
         print(body)
@@ -220,7 +230,7 @@ def main() -> None:
                 or (args.connections != parser.get_default("connections"))
             )
             title = "Echo server (bench/echo.py)"
-            record(f"{title}: {command.split(' ', 2)[2]}" if filtered else title, body)
+            record(f"{title}: {invoked.split(' ', 2)[2]}" if filtered else title, body)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import socket
 from dataclasses import dataclass, field
 from typing import cast
@@ -12,12 +13,15 @@ __all__ = ["READ_SIZE", "WRITE_HIGH_WATER", "EchoProtocol", "Stats"]
 
 log = logging.getLogger("sample_server")
 
-#: A client that does not read can make the server hold at most this much for it; past it,
-#: the server stops reading from that client until its writes drain.
+#: A client that does not read can make the server hold at most about this much for it (plus
+#: one read buffer it may be lent, and one read's copy); past it, the server stops reading
+#: from that client until its writes drain.
 WRITE_HIGH_WATER = 256 * 1024
-#: The most read from a connection at once: under glibc's mmap threshold (128 KiB), so that
-#: neither this buffer's copies nor asyncio's reads go through mmap (bench/RESULTS.md).
-READ_SIZE = 64 * 1024
+#: The most read from a connection at once: as much as asyncio's own transports read, so a
+#: 128 KiB message is one read and one write.
+READ_SIZE = 256 * 1024
+#: Read buffers a worker keeps for reuse once the transports that held them let go.
+SPARE_BUFFERS = 4
 
 
 @dataclass
@@ -30,9 +34,28 @@ class Stats:
     bytes_in: int = 0
     bytes_out: int = 0
     live: set[EchoProtocol] = field(default_factory=set)
-    #: Where every connection of the server reads into: one loop runs them one at a time, and
-    #: what is read is copied out before the next read.
-    buffer: memoryview = field(default_factory=lambda: memoryview(bytearray(READ_SIZE)))
+    #: Where every connection of the worker reads into: one loop runs them one at a time, and
+    #: what is read is sent from there before the next read (see EchoProtocol.buffer_updated).
+    buffer: memoryview = field(default_factory=lambda: _new_buffer())
+    #: Buffers handed back by transports, to be read into again.
+    spare: list[memoryview] = field(default_factory=list)
+
+    def lend(self) -> memoryview:
+        """Give the read buffer away (a transport keeps a view of it) and take another."""
+        lent = self.buffer
+        self.buffer = self.spare.pop() if self.spare else _new_buffer()
+        return lent
+
+    def give_back(self, buffer: memoryview) -> None:
+        if len(self.spare) < SPARE_BUFFERS:
+            self.spare.append(buffer)
+
+
+def _new_buffer() -> memoryview:
+    # An anonymous mapping, page-aligned: a bytearray sits wherever malloc put it, 16-byte
+    # aligned, and the kernel's copy into a buffer 16 bytes past a cache line measured 2.8x
+    # slower here (bench/recv_alignment.py). Its pages are only taken when first read into.
+    return memoryview(mmap.mmap(-1, READ_SIZE))
 
 
 #: How often per idle timeout a connection's idle timer looks at it.
@@ -50,6 +73,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._idle: asyncio.TimerHandle | None = None
         self._quiet = 0  # idle-timer ticks since data last came in
         self._paused = False
+        #: The read buffer the transport holds a view of, after a write it could not finish.
+        self._lent: memoryview | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; they behave as one.
@@ -70,6 +95,10 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._arm_idle()
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        lent, transport = self._lent, self.transport
+        if lent is not None and transport is not None and not transport.get_write_buffer_size():
+            self.stats.give_back(lent)  # all sent: the transport holds no view of it now
+            self._lent = None
         return self.stats.buffer
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -79,9 +108,20 @@ class EchoProtocol(asyncio.BufferedProtocol):
         stats = self.stats
         stats.bytes_in += nbytes
         stats.bytes_out += nbytes
-        # A copy: what cannot be sent at once stays with the transport (asyncio from 3.12 and
-        # uvloop keep a view of it), and the buffer is read into again next.
-        transport.write(stats.buffer[:nbytes].tobytes())
+        if self._lent is not None:
+            # Still sending earlier data (a write leaves data queued only when it lends the
+            # buffer, and get_buffer takes it back once nothing is): this joins the queue,
+            # so it must be a copy.
+            transport.write(stats.buffer[:nbytes].tobytes())
+        else:
+            # Sent straight from the buffer, no copy (copying out measured 1.4x the CPU per
+            # 128 KiB echo: bench/RESULTS.md). What the socket did not take stays in the
+            # transport as a view of the buffer (asyncio from 3.12, uvloop): the buffer is then
+            # the transport's until it has sent it, and reads go to another. One lent buffer
+            # per connection at most: until it is back, the branch above copies.
+            transport.write(stats.buffer[:nbytes])
+            if transport.get_write_buffer_size():
+                self._lent = stats.lend()
         # The hot path only marks the connection active: no clock read, no timer re-armed.
         self._quiet = 0
 
@@ -112,6 +152,7 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self.stats.open -= 1
         self.stats.live.discard(self)
         self.transport = None
+        self._lent = None  # not reused: whatever the transport did with it, it is garbage now
 
     def _arm_idle(self) -> None:
         if self.idle_timeout <= 0 or self.transport is None:
