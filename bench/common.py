@@ -84,3 +84,16 @@ def record(section: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block
     RESULTS.write_text(text, encoding="utf-8")
+
+
+def invocation(script: str) -> str:
+    """The command line this benchmark was run with, as RESULTS.md quotes it."""
+    return " ".join([f"python bench/{script}", *sys.argv[1:]]).replace(" --no-record", "")
+
+
+def publish(section: str, intro: str, rows: Sequence[str], save: bool) -> None:
+    """Print *intro* and the table *rows*; with *save*, also as *section* of RESULTS.md."""
+    body = f"{intro}\n\n" + "\n".join(rows) + "\n"
+    print(body)
+    if save:
+        record(section, body)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine_line, make_venv, median, record, timed
+from common import REPO, machine_line, make_venv, median, publish, timed
 
 PACKAGES = (
     "email",
@@ -104,13 +104,12 @@ def main() -> None:
             rows.append(
                 f"| {name} | {out.stat().st_size / 1e6:.2f} MB | {m * 1000:.1f} | {m / base:.3f} |"
             )
-        body = (
+        intro = (
             f"`python bench/compression.py --runs {args.runs}` — an app importing {count} modules "
-            f"at start; {machine_line()}.\n\n" + "\n".join(rows) + "\n"
+            f"at start; {machine_line()}."
         )
-        print(body)
-        if not args.no_record:
-            record("Compression level and start-up (bench/compression.py)", body)
+        section = "Compression level and start-up (bench/compression.py)"
+        publish(section, intro, rows, not args.no_record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, bench_env, machine_line, make_venv, median, record
+from common import REPO, bench_env, invocation, machine_line, make_venv, median, publish
 
 HERE = Path(__file__).resolve().parent / "echo"
 SIZES = (1024, 16384, 131072)
@@ -217,20 +217,19 @@ def main() -> None:
         for (name, size, conns), why in failures.items():
             rows.append(f"| {name} | {size // 1024} KiB | {conns} | failed: {why} | | | |")
         rows += ["", *_ratios(results)]
-        invoked = " ".join(["python bench/echo.py", *sys.argv[1:]]).replace(" --no-record", "")
-        body = (
+        invoked = invocation("echo.py")
+        intro = (
             f"`{invoked}`; {machine_line()}. The C load generator is pinned to core 1, "
-            "one-process servers to core 0.\n\n" + "\n".join(rows) + "\n"
+            "one-process servers to core 0."
         )
-        print(body)
-        if not args.no_record:
-            filtered = (
-                args.sizes != parser.get_default("sizes")
-                or args.only
-                or (args.connections != parser.get_default("connections"))
-            )
-            title = "Echo server (bench/echo.py)"
-            record(f"{title}: {invoked.split(' ', 2)[2]}" if filtered else title, body)
+        filtered = (
+            args.sizes != parser.get_default("sizes")
+            or args.only
+            or (args.connections != parser.get_default("connections"))
+        )
+        title = "Echo server (bench/echo.py)"
+        section = f"{title}: {invoked.split(' ', 2)[2]}" if filtered else title
+        publish(section, intro, rows, not args.no_record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_line, median, record
+from common import invocation, machine_line, median, publish
 
 OFFSETS = (0, 8, 16, 24, 32, 40, 48, 56, 4112)
 
@@ -63,15 +63,11 @@ def main() -> None:
     for offset in OFFSETS:
         value = median(times[offset])
         rows.append(f"| {offset} | {value:.1f} | {value / base:.2f}× |")
-    command = " ".join(["python bench/recv_alignment.py", *sys.argv[1:]])
-    command = command.replace(" --no-record", "")
-    body = (
-        f"`{command}`; {machine_line()}. {args.size // 1024} KiB messages over loopback TCP, "
-        f"{args.messages} per round, {args.rounds} rounds, medians.\n\n" + "\n".join(rows) + "\n"
+    intro = (
+        f"`{invocation('recv_alignment.py')}`; {machine_line()}. {args.size // 1024} KiB "
+        f"messages over loopback TCP, {args.messages} per round, {args.rounds} rounds, medians."
     )
-    print(body)
-    if not args.no_record:
-        record("Read buffer alignment (bench/recv_alignment.py)", body)
+    publish("Read buffer alignment (bench/recv_alignment.py)", intro, rows, not args.no_record)
 
 
 if __name__ == "__main__":

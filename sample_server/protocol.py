@@ -95,11 +95,16 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._arm_idle()
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._lent is not None:  # one attribute look per read when nothing is lent
+            self._take_back()
+        return self.stats.buffer
+
+    def _take_back(self) -> None:
+        """Return the lent buffer to the worker once the transport has sent all of it."""
         lent, transport = self._lent, self.transport
         if lent is not None and transport is not None and not transport.get_write_buffer_size():
-            self.stats.give_back(lent)  # all sent: the transport holds no view of it now
+            self.stats.give_back(lent)  # the transport holds no view of it now
             self._lent = None
-        return self.stats.buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         transport = self.transport
