@@ -6,6 +6,13 @@ Run: python bench/echo.py [--seconds 10] [--runs 3] [--sizes 1024,...] [--connec
 A closed-loop load generator in C (bench/echo/loadgen.c, epoll, compiled here with cc) drives
 each server over loopback: 1 KiB, 16 KiB and 128 KiB messages, 10 and 100 connections.
 Reported: requests/s, p50/p99 latency and the server's CPU time per echo (medians over runs).
+
+Every server is started once and keeps running through all the cases, as a server does. Each
+case is measured in rounds, one run of every server per round (in a rotating order), so the
+servers compared are measured seconds apart, not minutes: on a shared 2-core VM the speed of
+the whole machine drifts more than the differences looked for. A ratio is taken within each
+round, and the median of those is what is checked against the targets.
+
 The minimal asyncio Protocol echo runs twice: as is, and with glibc's malloc thresholds fixed
 ("steady malloc"), since with the defaults its speed depends on its allocation history.
 The load generator shares this machine's cores with the server: it is pinned to the second
@@ -52,22 +59,26 @@ TARGETS = (
 )  # fmt: skip
 
 
-def _ratios(
-    results: dict[tuple[str, int, int], list[tuple[float, float, float, float]]],
-) -> list[str]:
-    """Requests/s ratios of the medians, one line per target and case measured."""
+Run = tuple[float, float, float, float]  # requests/s, p50 µs, p99 µs, CPU µs per echo
+
+
+def _ratios(results: dict[tuple[str, int, int], list[Run]]) -> list[str]:
+    """Requests/s ratios, one line per target and case measured: the median of the ratios
+    taken within each round, and the lowest and highest of them."""
     lines = []
     for ours, peer, target in TARGETS:
         for (name, size, conns), runs in results.items():
             theirs = results.get((peer, size, conns))
-            if name != ours or not theirs:
+            if name != ours or not theirs or len(theirs) != len(runs):
                 continue
-            ratio = median([r[0] for r in runs]) / median([r[0] for r in theirs])
+            each = sorted(a[0] / b[0] for a, b in zip(runs, theirs, strict=True))
+            ratio = median(each)
             verdict = ""
             if target is not None:
                 verdict = f" (target ≥ {target:.1f}×: {'met' if ratio >= target else 'NOT met'})"
             lines.append(
-                f"- {ours} / {peer}, {size // 1024} KiB, {conns} conns: {ratio:.2f}×{verdict}"
+                f"- {ours} / {peer}, {size // 1024} KiB, {conns} conns: {ratio:.2f}× "
+                f"(rounds {each[0]:.2f}–{each[-1]:.2f}){verdict}"
             )
     return lines
 
@@ -104,6 +115,8 @@ def _pinned(cpus: set[int] | None) -> Callable[[], None] | None:
 def _start(
     command: list[str], work: Path, cpus: set[int] | None, env: dict[str, str]
 ) -> tuple[subprocess.Popen[str], int]:
+    """Start one server in *work* (its own folder); returns it and the port it listens on."""
+    work.mkdir()
     # Logs go to a file: a pipe nobody reads fills up and blocks the server.
     log = (work / "server.log").open("w")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -120,6 +133,27 @@ def _start(
     else:
         port = int(proc.stdout.readline())
     return proc, port
+
+
+def _measure(
+    loadgen: Path, pid: int, port: int, conns: int, size: int, seconds: float
+) -> Run | str:
+    """One run of the load generator against one server; a string says why it failed."""
+    before = _cpu(pid)
+    try:
+        load = subprocess.run(
+            [str(loadgen), str(port), str(conns), str(size), str(seconds)],
+            capture_output=True, text=True, check=False, timeout=seconds + 30,
+            preexec_fn=_pinned(LOAD_CPUS),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "load generator timed out"
+    if load.returncode != 0:
+        return load.stderr.strip() or f"load generator exit {load.returncode}"
+    cpu = _cpu(pid) - before
+    out = load.stdout.split()
+    count, p50, p99 = int(out[0]), float(out[1]), float(out[2])
+    return (count / seconds, p50, p99, cpu / max(count, 1) * 1e6)
 
 
 def main() -> None:
@@ -143,8 +177,9 @@ def main() -> None:
         subprocess.run([cc, "-O2", "-o", str(loadgen), str(HERE / "loadgen.c")], check=True)
         python = str(make_venv(work / "venv", "-e", str(REPO), "uvloop"))
         peers = str(HERE / "peers.py")
-        ours = [python, "-m", "sample_server", "start", "--port", "0", "--pid-file",
-                str(work / "s.pid"), "--idle-timeout", "0"]  # fmt: skip
+        # The pid file is relative: each server runs in a folder of its own.
+        ours = [python, "-m", "sample_server", "start", "--port", "0", "--pid-file", "s.pid",
+                "--idle-timeout", "0"]  # fmt: skip
         contenders = {
             "sample_server, asyncio, 1 worker": [*ours, "--workers", "1", "--loop", "asyncio"],
             "sample_server, uvloop, 1 worker": [*ours, "--workers", "1", "--loop", "uvloop"],
@@ -168,46 +203,41 @@ def main() -> None:
                 for k, v in contenders.items()
                 if any(o == k or (o not in contenders and o in k) for o in args.only)
             }
-        results: dict[tuple[str, int, int], list[tuple[float, float, float, float]]] = {}
+        results: dict[tuple[str, int, int], list[Run]] = {}
         failures: dict[tuple[str, int, int], str] = {}
-        for _ in range(args.runs):
-            for name, command in contenders.items():
+        servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
+        try:
+            for number, (name, command) in enumerate(contenders.items()):
                 # One-process servers get one core and the load generator the other, so that
                 # neither waits for the other's time slice; the multi-process ones get both.
-                several = "2 " in name
                 env = STEADY_MALLOC if "steady malloc" in name else {}
-                proc, port = _start(command, work, None if several else SERVER_CPUS, env)
+                cpus = None if "2 " in name else SERVER_CPUS
+                servers[name] = _start(command, work / f"server-{number}", cpus, env)
+            names = list(servers)
+            for size in sizes:
+                for conns in connections:
+                    for round_ in range(args.runs):
+                        # A rotating order: no server always runs right after the same one.
+                        shift = round_ % len(names)
+                        for name in names[shift:] + names[:shift]:
+                            if (name, size, conns) in failures:
+                                continue
+                            proc, port = servers[name]
+                            outcome = _measure(loadgen, proc.pid, port, conns, size, args.seconds)
+                            if isinstance(outcome, str):
+                                failures[(name, size, conns)] = outcome
+                                results.pop((name, size, conns), None)
+                            else:
+                                results.setdefault((name, size, conns), []).append(outcome)
+        finally:
+            for proc, _ in servers.values():
+                proc.send_signal(signal.SIGTERM)
+            for proc, _ in servers.values():
                 try:
-                    for size in sizes:
-                        for conns in connections:
-                            before = _cpu(proc.pid)
-                            try:
-                                load = subprocess.run(
-                                    [str(loadgen), str(port), str(conns), str(size),
-                                     str(args.seconds)],
-                                    capture_output=True, text=True, check=False,
-                                    timeout=args.seconds + 30, preexec_fn=_pinned(LOAD_CPUS),
-                                )  # fmt: skip
-                            except subprocess.TimeoutExpired:
-                                failures[(name, size, conns)] = "load generator timed out"
-                                continue
-                            if load.returncode != 0:
-                                failures[(name, size, conns)] = load.stderr.strip()
-                                continue
-                            out = load.stdout.split()
-                            cpu = _cpu(proc.pid) - before
-                            count, p50, p99 = int(out[0]), float(out[1]), float(out[2])
-                            results.setdefault((name, size, conns), []).append(
-                                (count / args.seconds, p50, p99, cpu / max(count, 1) * 1e6)
-                            )
-                finally:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-                time.sleep(0.2)
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         rows = ["| server | message | conns | req/s | p50 µs | p99 µs | CPU µs/echo |",
                 "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         for (name, size, conns), runs in results.items():
@@ -220,7 +250,8 @@ def main() -> None:
         invoked = invocation("echo.py")
         intro = (
             f"`{invoked}`; {machine_line()}. The C load generator is pinned to core 1, "
-            "one-process servers to core 0."
+            "one-process servers to core 0. All servers run throughout; each case is measured "
+            f"in {args.runs} rounds of one run per server, ratios taken within a round."
         )
         filtered = (
             args.sizes != parser.get_default("sizes")

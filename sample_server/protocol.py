@@ -9,7 +9,15 @@ import socket
 from dataclasses import dataclass, field
 from typing import cast
 
-__all__ = ["READ_SIZE", "WRITE_HIGH_WATER", "EchoProtocol", "Stats"]
+__all__ = [
+    "READ_SIZE",
+    "WRITE_HIGH_WATER",
+    "BufferedEcho",
+    "EchoProtocol",
+    "PlainEcho",
+    "Stats",
+    "protocol_for",
+]
 
 log = logging.getLogger("sample_server")
 
@@ -34,8 +42,8 @@ class Stats:
     bytes_in: int = 0
     bytes_out: int = 0
     live: set[EchoProtocol] = field(default_factory=set)
-    #: Where every connection of the worker reads into: one loop runs them one at a time, and
-    #: what is read is sent from there before the next read (see EchoProtocol.buffer_updated).
+    #: Where every connection of the worker reads into (BufferedEcho): one loop runs them one
+    #: at a time, and what is read is sent from there before the next read.
     buffer: memoryview = field(default_factory=lambda: _new_buffer())
     #: Buffers handed back by transports, to be read into again.
     spare: list[memoryview] = field(default_factory=list)
@@ -62,10 +70,17 @@ def _new_buffer() -> memoryview:
 IDLE_TICKS = 4
 
 
-class EchoProtocol(asyncio.BufferedProtocol):
-    """Echo every byte back, in order, with back-pressure from the client's reading."""
+class EchoProtocol(asyncio.BaseProtocol):
+    """Echo every byte back, in order, with back-pressure from the client's reading.
+
+    What is shared by both ways of receiving: the connection cap, the counters, flow control,
+    half-close and the idle timeout. ``protocol_for`` picks the subclass for the loop.
+    """
 
     def __init__(self, stats: Stats, idle_timeout: float, max_connections: int) -> None:
+        if type(self) is EchoProtocol:
+            # It has no way to receive data: the transport would fail on the first read.
+            raise TypeError("EchoProtocol is the shared part: use protocol_for(loop kind)")
         self.stats = stats
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
@@ -73,8 +88,6 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._idle: asyncio.TimerHandle | None = None
         self._quiet = 0  # idle-timer ticks since data last came in
         self._paused = False
-        #: The read buffer the transport holds a view of, after a write it could not finish.
-        self._lent: memoryview | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; they behave as one.
@@ -93,6 +106,94 @@ class EchoProtocol(asyncio.BufferedProtocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._arm_idle()
+
+    def eof_received(self) -> bool:
+        # Half-close: the client is done sending. Closing flushes what is still buffered.
+        if self.transport is not None:
+            self.transport.close()
+        return True
+
+    def pause_writing(self) -> None:
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and self._paused:
+            self._paused = False
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:
+            return  # rejected over the cap
+        if exc is not None:
+            log.debug("peer went away: %s", exc)  # resets are normal; never a traceback
+        if self._idle is not None:
+            self._idle.cancel()
+        self.stats.open -= 1
+        self.stats.live.discard(self)
+        self.transport = None
+
+    def _arm_idle(self) -> None:
+        if self.idle_timeout <= 0 or self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(self.idle_timeout / IDLE_TICKS, self._tick)
+
+    def _tick(self) -> None:
+        """One of IDLE_TICKS looks per timeout: more than that many in a row without data
+        means at least ``idle_timeout`` of silence (and at most a tick more)."""
+        if self.transport is None:
+            return
+        self._quiet += 1
+        if self._quiet <= IDLE_TICKS:
+            self._arm_idle()
+            return
+        log.debug("idle for %.1f s: closing", self.idle_timeout)
+        self.transport.close()
+
+    def close_when_drained(self) -> None:
+        """Graceful stop: stop reading, send what was received, then close."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+            self.transport.close()
+
+
+class PlainEcho(EchoProtocol, asyncio.Protocol):
+    """For uvloop: it reads into a buffer of its own and hands over ``bytes``.
+
+    One Python call per read, where a buffered protocol costs two (``get_buffer`` and
+    ``buffer_updated``): on uvloop that was the difference left to the minimal echo. uvloop
+    allocates what it hands over by the size read, so there is no 256 KiB allocation per read
+    as in asyncio's transport (see BufferedEcho). A write the socket does not take whole
+    keeps a reference to the ``bytes``, which nothing else writes into.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        stats = self.stats
+        nbytes = len(data)
+        stats.bytes_in += nbytes
+        stats.bytes_out += nbytes
+        transport.write(data)
+        self._quiet = 0  # marks the connection active: no clock read, no timer re-armed
+
+
+class BufferedEcho(EchoProtocol, asyncio.BufferedProtocol):
+    """For asyncio: every connection of the worker reads into the worker's one buffer.
+
+    asyncio's transport, given a plain Protocol, allocates 256 KiB for every read; glibc
+    serves that with mmap/munmap or from the heap depending on its history, which made the
+    echo cost up to four times as much per message in some runs (bench/RESULTS.md).
+    """
+
+    def __init__(self, stats: Stats, idle_timeout: float, max_connections: int) -> None:
+        super().__init__(stats, idle_timeout, max_connections)
+        #: The read buffer the transport holds a view of, after a write it could not finish.
+        self._lent: memoryview | None = None
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._lent is not None:  # one attribute look per read when nothing is lent
@@ -127,58 +228,13 @@ class EchoProtocol(asyncio.BufferedProtocol):
             transport.write(stats.buffer[:nbytes])
             if transport.get_write_buffer_size():
                 self._lent = stats.lend()
-        # The hot path only marks the connection active: no clock read, no timer re-armed.
-        self._quiet = 0
-
-    def eof_received(self) -> bool:
-        # Half-close: the client is done sending. Closing flushes what is still buffered.
-        if self.transport is not None:
-            self.transport.close()
-        return True
-
-    def pause_writing(self) -> None:
-        if self.transport is not None and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.transport is not None and self._paused:
-            self._paused = False
-            if not self.transport.is_closing():
-                self.transport.resume_reading()
+        self._quiet = 0  # marks the connection active: no clock read, no timer re-armed
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is None:
-            return  # rejected over the cap
-        if exc is not None:
-            log.debug("peer went away: %s", exc)  # resets are normal; never a traceback
-        if self._idle is not None:
-            self._idle.cancel()
-        self.stats.open -= 1
-        self.stats.live.discard(self)
-        self.transport = None
+        super().connection_lost(exc)
         self._lent = None  # not reused: whatever the transport did with it, it is garbage now
 
-    def _arm_idle(self) -> None:
-        if self.idle_timeout <= 0 or self.transport is None:
-            return
-        loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(self.idle_timeout / IDLE_TICKS, self._tick)
 
-    def _tick(self) -> None:
-        """One of IDLE_TICKS looks per timeout: more than that many in a row without data
-        means at least ``idle_timeout`` of silence (and at most a tick more)."""
-        if self.transport is None:
-            return
-        self._quiet += 1
-        if self._quiet <= IDLE_TICKS:
-            self._arm_idle()
-            return
-        log.debug("idle for %.1f s: closing", self.idle_timeout)
-        self.transport.close()
-
-    def close_when_drained(self) -> None:
-        """Graceful stop: stop reading, send what was received, then close."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
-            self.transport.close()
+def protocol_for(loop_kind: str) -> type[EchoProtocol]:
+    """The echo protocol for a loop kind as ``new_loop`` names it ("asyncio" or "uvloop")."""
+    return PlainEcho if loop_kind == "uvloop" else BufferedEcho

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .protocol import EchoProtocol, Stats
+from .protocol import EchoProtocol, Stats, protocol_for
 
 __all__ = ["Settings", "new_loop", "run_worker"]
 
@@ -81,8 +81,10 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
     started = time.time()
     stats_file = settings.run_dir / f"worker-{os.getpid()}.json"
 
+    echo = protocol_for(kind)
+
     def factory() -> EchoProtocol:
-        return EchoProtocol(stats, settings.idle_timeout, settings.max_connections)
+        return echo(stats, settings.idle_timeout, settings.max_connections)
 
     server = loop.run_until_complete(loop.create_server(factory, sock=sock, backlog=1024))
     stopping = asyncio.Event()
