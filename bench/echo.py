@@ -127,6 +127,8 @@ def _start(
         deadline = time.monotonic() + 30
         while "listening on" not in (text := (work / "server.log").read_text()):
             if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()  # not yet among the servers the caller stops
+                proc.wait()
                 raise SystemExit(f"server did not start: {text}")
             time.sleep(0.05)
         port = int(text.split("127.0.0.1:")[1].split()[0])
