@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sample_server.server import uvloop_problem
 from sample_server.tests.support import Server, _alive, cli, kill_everything, start
 
 TIMEOUT = 30
@@ -329,7 +330,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def test_out_of_descriptors_backs_off_and_recovers(tmp_path: Path) -> None:
     # On every event loop this interpreter has (uvloop only where its wheel fits).
-    for loop in ["asyncio", *(["uvloop"] if _uvloop_here() else [])]:
+    for loop in ["asyncio", *([] if uvloop_problem() else ["uvloop"])]:
         _out_of_descriptors(tmp_path / loop, loop)
 
 
@@ -436,18 +437,9 @@ def test_foreground_start_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert not pid_file.exists()
 
 
-def _uvloop_here() -> bool:
-    """Whether uvloop can be imported by this interpreter (the server runs on the same one)."""
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_both_event_loops(tmp_path: Path, loop: str) -> None:
-    if loop == "uvloop" and not _uvloop_here():
+    if loop == "uvloop" and uvloop_problem():  # the server runs on this interpreter
         # Where uvloop cannot load (no wheel for this Python): refused up front, in one line.
         proc = cli("start", "--port", "0", "--pid-file", str(tmp_path / "p.pid"), "--loop", loop)
         assert proc.returncode == 1

@@ -25,7 +25,7 @@ from sample_server.protocol import (
     Stats,
     protocol_for,
 )
-from sample_server.server import new_loop
+from sample_server.server import new_loop, uvloop_problem
 
 
 def _kinds() -> list[str]:
@@ -33,12 +33,7 @@ def _kinds() -> list[str]:
     # interpreter the server runs on asyncio alone, and so do these tests. The loops are
     # gone through inside each test, not as parameters, so that the same tests are collected
     # everywhere (test_app.py compares the counts).
-    kinds = ["asyncio"]
-    with contextlib.suppress(ImportError):
-        import uvloop  # noqa: F401
-
-        kinds.append("uvloop")
-    return kinds
+    return ["asyncio"] if uvloop_problem() else ["asyncio", "uvloop"]
 
 
 #: The connections a scenario made (by _pair): closed after it, whatever it did. A failed
@@ -74,6 +69,17 @@ def _feed(protocol: EchoProtocol, data: bytes) -> None:
     else:
         assert isinstance(protocol, PlainEcho)
         protocol.data_received(data)
+
+
+async def _receive(peer: socket.socket, size: int) -> bytes:
+    """Read *size* bytes from *peer*, each wait bounded."""
+    loop = asyncio.get_running_loop()
+    got = bytearray()
+    while len(got) < size:
+        data = await asyncio.wait_for(loop.sock_recv(peer, 1 << 16), 5)
+        assert data, f"closed after {len(got)} bytes of {size}"
+        got += data
+    return bytes(got)
 
 
 def test_each_loop_gets_its_protocol() -> None:
@@ -144,7 +150,6 @@ def test_reading_pauses_while_the_client_does_not_read() -> None:
     async def scenario() -> None:
         stats = Stats()
         peer, protocol = await _pair(stats)
-        loop = asyncio.get_running_loop()
         # More than the peer can take, each read different: what is queued must stay intact.
         chunks = [bytes([i]) * READ_SIZE for i in range(1, WRITE_HIGH_WATER * 2 // READ_SIZE + 1)]
         for chunk in chunks:
@@ -152,17 +157,9 @@ def test_reading_pauses_while_the_client_does_not_read() -> None:
         assert protocol._paused
         assert protocol.transport is not None and not protocol.transport.is_reading()
         want = b"".join(chunks)
-        got = bytearray()
-        while len(got) < len(want):
-            data = await asyncio.wait_for(loop.sock_recv(peer, 1 << 16), 5)
-            assert data, f"closed after {len(got)} bytes of {len(want)}"
-            got += data
-        assert got == want
+        assert await _receive(peer, len(want)) == want
         await asyncio.sleep(0.01)
         assert not protocol._paused and protocol.transport.is_reading()
-        protocol.transport.close()
-        peer.close()
-        await asyncio.sleep(0)  # the transport lets go of its socket
 
     _on_every_loop(scenario)
 
@@ -175,16 +172,6 @@ def test_a_buffer_the_transport_still_sends_from_is_not_read_into() -> None:
     async def scenario() -> None:
         stats = Stats()
         peer, protocol = await _pair(stats, echo=BufferedEcho)
-        transport = protocol.transport
-        assert transport is not None
-        try:
-            await lend_and_check(stats, peer, protocol)
-        finally:
-            transport.abort()
-            peer.close()
-            await asyncio.sleep(0)
-
-    async def lend_and_check(stats: Stats, peer: socket.socket, protocol: EchoProtocol) -> None:
         assert isinstance(protocol, BufferedEcho)
         loop = asyncio.get_running_loop()
         chunks = [bytes([i]) * (READ_SIZE // 2 + i) for i in range(1, 5)]
@@ -194,12 +181,7 @@ def test_a_buffer_the_transport_still_sends_from_is_not_read_into() -> None:
             assert protocol._lent is first  # lent at the first write, sent only in part
         assert stats.buffer is not first
         want = b"".join(chunks)
-        got = bytearray()
-        while len(got) < len(want):
-            data = await asyncio.wait_for(loop.sock_recv(peer, 1 << 16), 5)
-            assert data, f"closed after {len(got)} bytes of {len(want)}"
-            got += data
-        assert got == want  # nothing overwritten by the reads that followed
+        assert await _receive(peer, len(want)) == want  # nothing overwritten by later reads
         protocol.get_buffer(-1)  # all sent: the lent buffer is given back for reuse
         assert protocol._lent is None and len(stats.spare) == 1 and stats.spare[0] is first
         await loop.sock_sendall(peer, b"again")
