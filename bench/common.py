@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -87,8 +88,10 @@ def record(section: str, body: str) -> None:
 
 
 def invocation(script: str) -> str:
-    """The command line this benchmark was run with, as RESULTS.md quotes it."""
-    return " ".join([f"python bench/{script}", *sys.argv[1:]]).replace(" --no-record", "")
+    """The command line this benchmark was run with, as RESULTS.md quotes it (quoted for a
+    shell, so that it can be pasted back)."""
+    args = [arg for arg in sys.argv[1:] if arg != "--no-record"]
+    return shlex.join(["python", f"bench/{script}", *args])
 
 
 def publish(section: str, intro: str, rows: Sequence[str], save: bool) -> None:

@@ -16,15 +16,14 @@ import _packer_runtime  # noqa: E402  (packer's runtime, shipped inside every ar
 _packer_runtime.mount(archive)  # ...and its bundled dependencies (click, uvloop) too
 
 import sample_server  # noqa: E402
-from sample_server.protocol import Stats, protocol_for  # noqa: E402
+from sample_server.protocol import EchoProtocol, Stats  # noqa: E402
 from sample_server.server import new_loop  # noqa: E402
 
 
-async def echo_once(message: bytes, kind: str) -> bytes:
+async def echo_once(message: bytes) -> bytes:
     loop = asyncio.get_running_loop()
-    echo = protocol_for(kind)  # the protocol the server's workers use on this kind of loop
     server = await loop.create_server(
-        lambda: echo(Stats(), idle_timeout=10, max_connections=10), "127.0.0.1", 0
+        lambda: EchoProtocol(Stats(), idle_timeout=10, max_connections=10), "127.0.0.1", 0
     )
     port = server.sockets[0].getsockname()[1]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -39,7 +38,7 @@ async def echo_once(message: bytes, kind: str) -> bytes:
 
 loop, kind = new_loop("auto")  # uvloop when the archive has it for this Python
 try:
-    reply = loop.run_until_complete(echo_once(b"hello from app.pyz", kind))
+    reply = loop.run_until_complete(echo_once(b"hello from app.pyz"))
 finally:
     loop.close()
 print(f"echoed {reply.decode()!r} on {kind}, with sample_server from {sample_server.__file__}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .protocol import EchoProtocol, Stats, protocol_for
+from .protocol import READ_SIZE, EchoProtocol, Stats
 
-__all__ = ["Settings", "new_loop", "run_worker"]
+__all__ = ["Settings", "new_loop", "run_worker", "steady_malloc"]
 
 log = logging.getLogger("sample_server")
 
@@ -64,6 +65,35 @@ def new_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
     return asyncio.new_event_loop(), "asyncio"
 
 
+#: glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def steady_malloc() -> bool:
+    """Fix glibc's malloc thresholds for this process; False where that cannot be done.
+
+    asyncio's transport allocates READ_SIZE for every read, then shrinks it to what was read.
+    With glibc's defaults that allocation is served by mmap/munmap, or from the heap once the
+    dynamic threshold has moved, depending on the process's history: the minimal asyncio echo
+    measured up to four times the CPU per message in some runs and not in others
+    (bench/RESULTS.md). A fixed mmap threshold above READ_SIZE keeps reads on the heap, and a
+    trim threshold well above it keeps the heap from being shrunk and grown again per read.
+    uvloop hands over `bytes` of the size read, which from 128 KiB are past the default
+    threshold too; the same settings keep them on the heap.
+    """
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return False
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (ValueError, OSError, AttributeError):  # not glibc, or no confstr name for it
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 4 * READ_SIZE)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 64 * READ_SIZE)
+    )
+
+
 def _quiet_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     # One line per problem, never a traceback: EMFILE on accept (asyncio backs off by itself)
     # and peers that vanish are expected in a server's life.
@@ -74,6 +104,8 @@ def _quiet_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> N
 
 def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
     """Serve *sock* until told to stop; write one byte to *ready* once serving."""
+    if not steady_malloc():
+        log.debug("malloc thresholds left as they are (not glibc)")
     loop, kind = new_loop(settings.loop)
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(_quiet_errors)
@@ -81,10 +113,8 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
     started = time.time()
     stats_file = settings.run_dir / f"worker-{os.getpid()}.json"
 
-    echo = protocol_for(kind)
-
     def factory() -> EchoProtocol:
-        return echo(stats, settings.idle_timeout, settings.max_connections)
+        return EchoProtocol(stats, settings.idle_timeout, settings.max_connections)
 
     server = loop.run_until_complete(loop.create_server(factory, sock=sock, backlog=1024))
     stopping = asyncio.Event()

@@ -287,7 +287,7 @@ def test_a_client_that_never_reads_does_not_grow_the_server(tmp_path: Path) -> N
         except TimeoutError:
             pass
         grown = _rss_kib(worker) - before
-        # The server holds at most about 768 KiB for it (docs/sample_server.md) plus socket
+        # The server holds at most about 512 KiB for it (docs/sample_server.md) plus socket
         # buffers.
         assert grown < 16 * 1024, f"worker grew by {grown} KiB after {sent} bytes"
         assert sent < 64 << 20, "the server kept reading from a client that never reads"
