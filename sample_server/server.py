@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -82,6 +81,8 @@ def steady_malloc() -> bool:
     uvloop hands over `bytes` of the size read, which from 128 KiB are past the default
     threshold too; the same settings keep them on the heap.
     """
+    import ctypes  # here: only workers pay for it, not every command line run
+
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return False
