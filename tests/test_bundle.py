@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from helpers import (
 )
 from wheels import GREET_ENTRY_POINTS, GREET_FILES, make_wheel
 
+from packer._runtime import cache as native_cache
 from packer.cli import main as cli_main
 
 APP = {
@@ -200,6 +202,28 @@ def test_interrupted_and_broken_extractions_are_repaired(app_pyz: Path, tmp_path
     )
     assert prune.exit_code == 0, prune.output
     assert entries(cache) == [entry]
+
+
+def test_an_entry_another_run_finished_meanwhile_is_kept(tmp_path: Path) -> None:
+    # The race behind a failure of the sixteen cold starts above: a run finds no entry and
+    # starts extracting; another finishes first, and a third is already running from it.
+    # The first must keep that entry, not take it for a broken one and replace it.
+    archive = tmp_path / "demo.pyz"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("_packer/native/demo-1.0/demo.txt", "native code")
+    dist = {"name": "demo", "version": "1.0", "key": "0" * 64,
+            "prefix": "_packer/native/demo-1.0/"}  # fmt: skip
+    root = tmp_path / "cache"
+    final = root / native_cache.entry_name(dist)
+    native_cache._extract(str(archive), str(root), str(final), dist)  # the other run's
+    with (final / "demo.txt").open("rb") as in_use:  # the third run's
+        native_cache._extract(str(archive), str(root), str(final), dist)  # the first run's
+        used = os.fstat(in_use.fileno())
+        assert used.st_nlink == 1, "a finished entry was thrown away"
+        assert os.path.samestat(used, (final / "demo.txt").stat())
+    assert (final / native_cache.MARKER).is_file()
+    assert (final / "demo.txt").read_text() == "native code"
+    assert entries(root) == [final.name]  # no temporary folder left behind
 
 
 def _assert_fallback(

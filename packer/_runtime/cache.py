@@ -169,6 +169,10 @@ def _extract(archive: str, root: str, final: str, dist: Dict[str, Any]) -> None:
 
     os.makedirs(root, exist_ok=True)
     if os.path.lexists(final):
+        if os.path.exists(os.path.join(final, MARKER)):
+            # Finished by another run since this one looked: others may be running from it
+            # already, so it must not be thrown away (a concurrent cold start once did).
+            return
         # There without its marker: left by something other than a finished extraction.
         _discard(root, final)
     tmp = tempfile.mkdtemp(prefix=".tmp-%s-" % os.path.basename(final), dir=root)
