@@ -188,9 +188,9 @@ def _measure(
 def _head_to_head(
     loadgen: Path, ours: tuple[int, int], peer: tuple[int, int], conns: int, size: int,
     seconds: float,
-) -> tuple[float, float] | str:  # fmt: skip
-    """Both servers (pid, port) loaded at once: their requests/s ratio and CPU per echo ratio;
-    a string says why it failed."""
+) -> tuple[float, float, float] | str:  # fmt: skip
+    """Both servers (pid, port) loaded at once: the ratio of their requests/s, and each one's
+    CPU µs per echo; a string says why it failed."""
     before = [_cpu(ours[0]), _cpu(peer[0])]
     loads = [
         subprocess.Popen(
@@ -218,7 +218,7 @@ def _head_to_head(
             return err.strip() or f"load generator exit {load.returncode}"
     counts = [max(int(out.split()[0]), 1) for out, _ in outputs]
     cpu = [_cpu(ours[0]) - before[0], _cpu(peer[0]) - before[1]]
-    return counts[0] / counts[1], (cpu[0] / counts[0]) / (cpu[1] / counts[1])
+    return counts[0] / counts[1], cpu[0] / counts[0] * 1e6, cpu[1] / counts[1] * 1e6
 
 
 def main() -> None:
@@ -272,8 +272,9 @@ def main() -> None:
         results: dict[tuple[str, int, int], list[Run]] = {}
         failures: dict[tuple[str, int, int], str] = {}
         servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
-        # (ours, peer, target, size, conns): requests/s and CPU per echo ratio of each round
-        together: dict[tuple[str, str, float | None, int, int], list[tuple[float, float]]] = {}
+        # (ours, peer, target, size, conns): each round's requests/s ratio and CPU per echo
+        together: dict[tuple[str, str, float | None, int, int], list[tuple[float, float, float]]]
+        together = {}
         failures_together: dict[tuple[str, str, float | None, int, int], str] = {}
         try:
             for number, (name, command) in enumerate(contenders.items()):
@@ -333,11 +334,13 @@ def main() -> None:
             rows.append(f"| {name} | {size // 1024} KiB | {conns} | failed: {why} | | | |")
         rows += ["", "Runs one after the other:", "", *_ratios(results)]
         if together:
-            rows += ["", "Head to head (both servers at once on one core; CPU per echo ratio in "
-                     "brackets):", ""]  # fmt: skip
+            rows += ["", "Head to head (both servers at once on one core; in brackets, the CPU "
+                     "per echo ratio, and each round's CPU µs per echo of both):", ""]  # fmt: skip
             for (first, second, target, size, conns), rounds in together.items():
                 line = _ratio_line(first, second, target, (size, conns), [r[0] for r in rounds])
-                rows.append(f"{line} [CPU {median([r[1] for r in rounds]):.2f}×]")
+                cpu = median([r[1] / r[2] for r in rounds])
+                each = ", ".join(f"{r[1]:.1f}/{r[2]:.1f}" for r in rounds)
+                rows.append(f"{line} [CPU {cpu:.2f}×: {each}]")
         for (first, second, _, size, conns), why in failures_together.items():
             rows.append(f"- {first} / {second}, {size // 1024} KiB, {conns} conns: failed: {why}")
         invoked = invocation("echo.py")
