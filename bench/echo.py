@@ -43,6 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, bench_env, invocation, machine_line, make_venv, median, publish
 
+sys.path.insert(0, str(REPO))  # the thresholds sample_server's workers set, for the peer
+
+from sample_server.server import MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD
+
 HERE = Path(__file__).resolve().parent / "echo"
 SIZES = (1024, 16384, 131072)
 CONNECTIONS = (10, 100)
@@ -54,7 +58,10 @@ LOAD_CPUS = {1}
 #: 256 KiB reads may each cost an mmap, an mremap and a munmap, depending on the process's
 #: history (bench/RESULTS.md). Fixed thresholds end that lottery; sample_server's workers set
 #: the same ones themselves (server.steady_malloc).
-STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 20)}
+STEADY_MALLOC = {
+    "MALLOC_MMAP_THRESHOLD_": str(MALLOC_MMAP_THRESHOLD),
+    "MALLOC_TRIM_THRESHOLD_": str(MALLOC_TRIM_THRESHOLD),
+}
 
 #: The issue's targets: (ours, peer, at least this many times the peer's requests/s; None:
 #: shown, no target). The 1.8x over streams is for the server as it runs by default (uvloop,
@@ -165,33 +172,11 @@ def _start(
 
 
 def _measure(
-    loadgen: Path, pid: int, port: int, conns: int, size: int, seconds: float
-) -> Run | str:
-    """One run of the load generator against one server; a string says why it failed."""
-    before = _cpu(pid)
-    try:
-        load = subprocess.run(
-            [str(loadgen), str(port), str(conns), str(size), str(seconds)],
-            capture_output=True, text=True, check=False, timeout=seconds + 30,
-            preexec_fn=_pinned(LOAD_CPUS),
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return "load generator timed out"
-    if load.returncode != 0:
-        return load.stderr.strip() or f"load generator exit {load.returncode}"
-    cpu = _cpu(pid) - before
-    out = load.stdout.split()
-    count, p50, p99 = int(out[0]), float(out[1]), float(out[2])
-    return (count / seconds, p50, p99, cpu / max(count, 1) * 1e6)
-
-
-def _head_to_head(
-    loadgen: Path, ours: tuple[int, int], peer: tuple[int, int], conns: int, size: int,
-    seconds: float,
-) -> tuple[float, float, float] | str:  # fmt: skip
-    """Both servers (pid, port) loaded at once: the ratio of their requests/s, and each one's
-    CPU µs per echo; a string says why it failed."""
-    before = [_cpu(ours[0]), _cpu(peer[0])]
+    loadgen: Path, servers: list[tuple[int, int]], conns: int, size: int, seconds: float
+) -> list[Run] | str:
+    """One run of the load generator against each server (pid, port), all at once; a string
+    says why it failed."""
+    before = [_cpu(pid) for pid, _ in servers]
     loads = [
         subprocess.Popen(
             [str(loadgen), str(port), str(conns), str(size), str(seconds)],
@@ -200,7 +185,7 @@ def _head_to_head(
             text=True,
             preexec_fn=_pinned(LOAD_CPUS),
         )
-        for _, port in (ours, peer)
+        for _, port in servers
     ]
     outputs = []
     try:
@@ -209,16 +194,18 @@ def _head_to_head(
     except subprocess.TimeoutExpired:
         return "load generator timed out"
     finally:
-        for load in loads:  # none left running, whatever happened to the other
+        for load in loads:  # none left running, whatever happened to the others
             if load.poll() is None:
                 load.kill()
                 load.wait()
-    for load, (_, err) in zip(loads, outputs, strict=True):
+    runs: list[Run] = []
+    for load, (out, err), (pid, _), cpu_before in zip(loads, outputs, servers, before, strict=True):
         if load.returncode != 0:
             return err.strip() or f"load generator exit {load.returncode}"
-    counts = [max(int(out.split()[0]), 1) for out, _ in outputs]
-    cpu = [_cpu(ours[0]) - before[0], _cpu(peer[0]) - before[1]]
-    return counts[0] / counts[1], cpu[0] / counts[0] * 1e6, cpu[1] / counts[1] * 1e6
+        fields = out.split()
+        count, p50, p99 = max(int(fields[0]), 1), float(fields[1]), float(fields[2])
+        runs.append((count / seconds, p50, p99, (_cpu(pid) - cpu_before) / count * 1e6))
+    return runs
 
 
 def main() -> None:
@@ -293,7 +280,8 @@ def main() -> None:
                             if (name, size, conns) in failures:
                                 continue
                             proc, port = servers[name]
-                            outcome = _measure(loadgen, proc.pid, port, conns, size, args.seconds)
+                            got = _measure(loadgen, [(proc.pid, port)], conns, size, args.seconds)
+                            outcome = got if isinstance(got, str) else got[0]
                             if isinstance(outcome, str):
                                 failures[(name, size, conns)] = outcome
                                 results.pop((name, size, conns), None)
@@ -308,13 +296,16 @@ def main() -> None:
                             if key in failures_together:
                                 continue
                             a, b = servers[first], servers[second]
-                            got = _head_to_head(loadgen, (a[0].pid, a[1]), (b[0].pid, b[1]),
-                                                conns, size, args.seconds)  # fmt: skip
+                            got = _measure(loadgen, [(a[0].pid, a[1]), (b[0].pid, b[1])],
+                                           conns, size, args.seconds)  # fmt: skip
                             if isinstance(got, str):
                                 failures_together[key] = got
                                 together.pop(key, None)
-                            else:
-                                together.setdefault(key, []).append(got)
+                            else:  # requests/s ratio, and each one's CPU µs per echo
+                                mine, theirs = got
+                                together.setdefault(key, []).append(
+                                    (mine[0] / theirs[0], mine[3], theirs[3])
+                                )
         finally:
             for proc, _ in servers.values():
                 proc.send_signal(signal.SIGTERM)

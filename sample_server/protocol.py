@@ -33,16 +33,16 @@ class Stats:
     ended_bytes: int = 0
     live: set[EchoProtocol] = field(default_factory=set)
 
-    @property
-    def bytes_in(self) -> int:
-        """Bytes received; each is handed back to its connection's transport at once."""
-        return self.ended_bytes + sum(protocol.received for protocol in self.live)
-
-    @property
-    def bytes_out(self) -> int:
-        """Bytes handed to the kernel to send: received, less what the transports still hold."""
-        held = sum(p.transport.get_write_buffer_size() for p in self.live if p.transport)
-        return self.bytes_in - held
+    def traffic(self) -> tuple[int, int]:
+        """Bytes in and out, in one pass over the live connections. In: received, each handed
+        back to its connection's transport at once. Out: handed to the kernel to send, that
+        is received less what the transports still hold."""
+        received, held = self.ended_bytes, 0
+        for protocol in self.live:
+            received += protocol.received
+            if protocol.transport is not None:
+                held += protocol.transport.get_write_buffer_size()
+        return received, received - held
 
 
 #: How often per idle timeout a connection's idle timer looks at it.

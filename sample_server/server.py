@@ -16,7 +16,15 @@ from typing import Any
 
 from .protocol import READ_SIZE, EchoProtocol, Stats
 
-__all__ = ["Settings", "new_loop", "run_worker", "steady_malloc"]
+__all__ = [
+    "MALLOC_MMAP_THRESHOLD",
+    "MALLOC_TRIM_THRESHOLD",
+    "Settings",
+    "glibc",
+    "new_loop",
+    "run_worker",
+    "steady_malloc",
+]
 
 log = logging.getLogger("sample_server")
 
@@ -67,6 +75,17 @@ def new_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+#: What steady_malloc sets (bench/echo.py gives its "steady malloc" peer the same).
+MALLOC_MMAP_THRESHOLD = 4 * READ_SIZE
+MALLOC_TRIM_THRESHOLD = 64 * READ_SIZE
+
+
+def glibc() -> bool:
+    """Whether this process runs on glibc (whose malloc steady_malloc tunes)."""
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, AttributeError):  # no such confstr name here, or no confstr at all
+        return False
 
 
 def steady_malloc() -> bool:
@@ -83,15 +102,14 @@ def steady_malloc() -> bool:
     """
     import ctypes  # here: only workers pay for it, not every command line run
 
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return False
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (ValueError, OSError, AttributeError):  # not glibc, or no confstr name for it
+    if not glibc():
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 4 * READ_SIZE)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 64 * READ_SIZE)
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
     )
 
 
@@ -121,6 +139,7 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
     stopping = asyncio.Event()
 
     def publish() -> None:
+        bytes_in, bytes_out = stats.traffic()
         data = {
             "pid": os.getpid(),
             "started": started,
@@ -128,8 +147,8 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
             "open": stats.open,
             "total": stats.total,
             "rejected": stats.rejected,
-            "bytes_in": stats.bytes_in,
-            "bytes_out": stats.bytes_out,
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
         }
         tmp = stats_file.with_suffix(".tmp")
         try:

@@ -18,7 +18,7 @@ import pytest
 
 import sample_server
 from sample_server.protocol import READ_SIZE, WRITE_HIGH_WATER, EchoProtocol, Stats
-from sample_server.server import new_loop, uvloop_problem
+from sample_server.server import glibc, new_loop, uvloop_problem
 
 
 def _kinds() -> list[str]:
@@ -101,13 +101,13 @@ def test_echo_and_counters() -> None:
         loop = asyncio.get_running_loop()
         await loop.sock_sendall(peer, b"hello")
         assert await asyncio.wait_for(loop.sock_recv(peer, 5), 5) == b"hello"
-        assert (stats.open, stats.total, stats.bytes_in, stats.bytes_out) == (1, 1, 5, 5)
+        assert (stats.open, stats.total, *stats.traffic()) == (1, 1, 5, 5)
         peer.shutdown(socket.SHUT_WR)  # half-close: the server closes after echoing
         assert await asyncio.wait_for(loop.sock_recv(peer, 5), 5) == b""
         await asyncio.sleep(0)
         assert stats.open == 0 and protocol.transport is None
         # An ended connection's bytes stay counted.
-        assert (stats.live, stats.bytes_in, stats.bytes_out) == (set(), 5, 5)
+        assert (stats.live, *stats.traffic()) == (set(), 5, 5)
         peer.close()
 
     _on_every_loop(scenario)
@@ -126,7 +126,8 @@ def test_reading_pauses_while_the_client_does_not_read() -> None:
         # "out" is what went to the kernel: not what the transport still holds.
         held = protocol.transport.get_write_buffer_size()
         assert held >= WRITE_HIGH_WATER
-        assert (stats.bytes_in, stats.bytes_out) == (len(chunks) * READ_SIZE, stats.bytes_in - held)
+        received = len(chunks) * READ_SIZE
+        assert stats.traffic() == (received, received - held)
         want = b"".join(chunks)
         assert await _receive(peer, len(want)) == want
         await asyncio.sleep(0.01)
@@ -215,11 +216,7 @@ def _mmapped_reads(how: str) -> int:
 
 
 def test_reads_stay_off_mmap_in_a_worker() -> None:
-    try:
-        glibc = bool(os.confstr("CS_GNU_LIBC_VERSION"))
-    except (ValueError, AttributeError):
-        glibc = False
-    if not glibc:
+    if not glibc():
         pytest.skip("glibc's malloc only")
     assert _mmapped_reads("default") == 8  # each one an mmap, and a munmap when freed
     assert _mmapped_reads("steady") == 0  # as the worker sets it: from the heap
