@@ -32,6 +32,14 @@ class Stats:
     #: one attribute of its own to add to per read, rather than two of the worker's.
     ended_bytes: int = 0
     live: set[EchoProtocol] = field(default_factory=set)
+    #: Connections accepted whose ``connection_made`` has not run yet. asyncio makes the
+    #: transport in a task and calls ``connection_made`` from it a loop iteration or two after
+    #: the accept; a worker that stopped in between would drop (reset) such a connection.
+    arriving: int = 0
+
+    def settled(self) -> bool:
+        """No connection accepted and not yet ended: a retiring worker may exit."""
+        return not self.live and not self.arriving
 
     def traffic(self) -> tuple[int, int]:
         """Bytes in and out, in one pass over the live connections. In: received, each handed
@@ -69,11 +77,13 @@ class EchoProtocol(asyncio.Protocol):
         self._seen = 0  # ``received`` at the idle timer's last look
         self._quiet = 0  # idle-timer looks in a row that found nothing new
         self._paused = False
+        stats.arriving += 1  # the loop makes a protocol only for a connection it accepted
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; they behave as one.
         transport = cast(asyncio.Transport, transport)
         stats = self.stats
+        stats.arriving -= 1
         if stats.open >= self.max_connections:
             stats.rejected += 1
             transport.abort()  # over the cap: close at once, without a word

@@ -180,14 +180,14 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
         deadline = loop.time() + settings.graceful_timeout
 
         def check() -> None:
-            if not stats.live or loop.time() >= deadline:
+            # settled() also waits for connections accepted just before server.close()
+            # whose connection_made is still to come: stopping now would reset them.
+            if stats.settled() or loop.time() >= deadline:
                 fast_stop()
             else:
                 loop.call_later(0.05, check)
 
-        # A connection accepted just before server.close() gets its connection_made a loop
-        # iteration later: look only after that, or it would be dropped (a reset).
-        loop.call_later(0.1, check)
+        loop.call_later(0.05, check)
 
     loop.add_signal_handler(signal.SIGTERM, fast_stop)
     loop.add_signal_handler(signal.SIGINT, fast_stop)

@@ -113,6 +113,37 @@ def test_echo_and_counters() -> None:
     _on_every_loop(scenario)
 
 
+def test_a_connection_counts_from_its_accept_until_it_ends() -> None:
+    # A retiring worker exits once its stats are settled: a connection accepted but not yet
+    # made (asyncio makes it in a task) must already count, or it would be reset.
+    async def scenario() -> None:
+        stats = Stats()
+        at_accept: list[bool] = []
+
+        def factory() -> EchoProtocol:
+            protocol = EchoProtocol(stats, 0.0, 10)
+            at_accept.append(stats.settled())
+            return protocol
+
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        try:
+            peer = socket.create_connection(server.sockets[0].getsockname()[:2], timeout=5)
+            peer.setblocking(False)
+            await loop.sock_sendall(peer, b"x")
+            assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b"x"
+            assert at_accept == [False] and not stats.settled()
+            peer.close()
+            deadline = loop.time() + 5
+            while not stats.settled():
+                assert loop.time() < deadline, "the ended connection still counts"
+                await asyncio.sleep(0.01)
+        finally:
+            server.close()
+
+    _on_every_loop(scenario)
+
+
 def test_reading_pauses_while_the_client_does_not_read() -> None:
     async def scenario() -> None:
         stats = Stats()
@@ -176,6 +207,7 @@ def test_over_the_cap_is_closed_at_once() -> None:
         with contextlib.suppress(ConnectionResetError):
             assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b""
         assert (stats.rejected, stats.open, protocol.transport) == (1, 0, None)
+        assert stats.settled()  # a refused connection does not hold a retiring worker
         peer.close()
 
     _on_every_loop(scenario)
