@@ -182,6 +182,7 @@ class _Master:
                 (self.settings.run_dir / f"worker-{pid}.json").unlink(missing_ok=True)
                 if pid in self.retiring:
                     self.retiring.discard(pid)
+                    log.info("worker %d retired (status %d)", pid, status)
                     self.publish()
                 elif not self.stopping:
                     log.warning("worker %d died (status %d); starting another", pid, status)

@@ -229,21 +229,24 @@ def test_reload_replaces_workers_without_refusing_anyone(server: Server) -> None
     failures: list[str] = []
     done = threading.Event()
     count = 0
+    reloaded = time.monotonic()  # set again when the reload is sent
 
     def clients() -> None:
         nonlocal count
         deadline = time.monotonic() + TIMEOUT
         while not done.is_set() and time.monotonic() < deadline and count < 5000:
+            began = time.monotonic() - reloaded  # when, around the reload, for a failure
             try:
                 if echo(server, b"ping %d" % count) != b"ping %d" % count:
                     failures.append(f"wrong echo {count}")
             except OSError as exc:
-                failures.append(f"{count}: {exc!r}")
+                failures.append(f"{count}, begun {began:+.3f} s from the reload: {exc!r}")
             count += 1
 
     thread = threading.Thread(target=clients)
     thread.start()
     try:
+        reloaded = time.monotonic()
         reload = cli("reload", "--pid-file", str(server.pid_file))
         assert reload.returncode == 0, reload.stderr
         deadline = time.monotonic() + TIMEOUT
@@ -256,7 +259,9 @@ def test_reload_replaces_workers_without_refusing_anyone(server: Server) -> None
     finally:
         done.set()
         thread.join(TIMEOUT)
-    assert count > 0 and failures == []
+    # On a failure, what the server logged (worker deaths, loop errors) comes with it.
+    log = server.pid_file.with_suffix(".log").read_text()[-3000:]
+    assert count > 0 and failures == [], log
 
 
 def _rss_kib(pid: int) -> int:

@@ -128,12 +128,12 @@ def test_a_connection_counts_from_its_accept_until_it_ends() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(factory, "127.0.0.1", 0)
         try:
-            peer = socket.create_connection(server.sockets[0].getsockname()[:2], timeout=5)
-            peer.setblocking(False)
-            await loop.sock_sendall(peer, b"x")
-            assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b"x"
-            assert at_accept == [False] and not stats.settled()
-            peer.close()
+            address = server.sockets[0].getsockname()[:2]
+            with socket.create_connection(address, timeout=5) as peer:
+                peer.setblocking(False)
+                await loop.sock_sendall(peer, b"x")
+                assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b"x"
+                assert at_accept == [False] and not stats.settled()
             deadline = loop.time() + 5
             while not stats.settled():
                 assert loop.time() < deadline, "the ended connection still counts"
