@@ -25,7 +25,6 @@ READ_SIZE = 256 * 1024
 class Stats:
     """Counters one worker keeps and reports in ``status``."""
 
-    open: int = 0
     total: int = 0
     rejected: int = 0
     #: Bytes received on the connections that have ended. A live connection counts its own:
@@ -36,6 +35,11 @@ class Stats:
     #: transport in a task and calls ``connection_made`` from it a loop iteration or two after
     #: the accept; a worker that stopped in between would drop (reset) such a connection.
     arriving: int = 0
+
+    @property
+    def open(self) -> int:
+        """Connections open now (over the cap ones are closed at once, never counted)."""
+        return len(self.live)
 
     def settled(self) -> bool:
         """No connection accepted and not yet ended: a retiring worker may exit."""
@@ -89,7 +93,6 @@ class EchoProtocol(asyncio.Protocol):
             transport.abort()  # over the cap: close at once, without a word
             return
         self.transport = transport
-        stats.open += 1
         stats.total += 1
         stats.live.add(self)
         sock = transport.get_extra_info("socket")
@@ -129,7 +132,6 @@ class EchoProtocol(asyncio.Protocol):
         if self._idle is not None:
             self._idle.cancel()
         stats = self.stats
-        stats.open -= 1
         stats.ended_bytes += self.received
         stats.live.discard(self)
         self.transport = None

@@ -260,8 +260,7 @@ def test_reload_replaces_workers_without_refusing_anyone(server: Server) -> None
         done.set()
         thread.join(TIMEOUT)
     # On a failure, what the server logged (worker deaths, loop errors) comes with it.
-    log = server.pid_file.with_suffix(".log").read_text()[-3000:]
-    assert count > 0 and failures == [], log
+    assert count > 0 and failures == [], server.pid_file.with_suffix(".log").read_text()[-3000:]
 
 
 def _rss_kib(pid: int) -> int:
