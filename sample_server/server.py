@@ -24,6 +24,7 @@ __all__ = [
     "new_loop",
     "run_worker",
     "steady_malloc",
+    "stop_accepting",
 ]
 
 log = logging.getLogger("sample_server")
@@ -121,6 +122,24 @@ def _quiet_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> N
     log.warning("%s%s", context.get("message", "error"), detail)
 
 
+def stop_accepting(
+    loop: asyncio.AbstractEventLoop, server: asyncio.AbstractServer, sock: socket.socket
+) -> None:
+    """Take no more connections from *sock*, without dropping one already taken.
+
+    asyncio's own loop accepts a connection in one iteration and, in a task, attaches it to
+    its server in the next. Closing the server in between makes that attachment fail (on an
+    assertion that asyncio keeps to itself), and the accepted socket is dropped with the
+    client's bytes unread: the client sees a reset. So on that loop the socket is first taken
+    out of the loop's watch, and the server closed one iteration later, behind those tasks.
+    uvloop attaches a connection in the call that accepts it: closing at once is safe there.
+    """
+    if isinstance(loop, asyncio.SelectorEventLoop) and loop.remove_reader(sock.fileno()):
+        loop.call_soon(server.close)
+    else:
+        server.close()
+
+
 def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
     """Serve *sock* until told to stop; write one byte to *ready* once serving."""
     if not steady_malloc():
@@ -171,7 +190,7 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
         if stopping.is_set():
             return
         stopping.set()
-        server.close()  # stop accepting; the master's socket stays open for the others
+        stop_accepting(loop, server, sock)  # the master's socket stays open for the others
         if not retire:
             for protocol in list(stats.live):
                 protocol.close_when_drained()
@@ -180,8 +199,8 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
         deadline = loop.time() + settings.graceful_timeout
 
         def check() -> None:
-            # settled() also waits for connections accepted just before server.close()
-            # whose connection_made is still to come: stopping now would reset them.
+            # settled() also waits for connections accepted just before the stop whose
+            # connection_made is still to come: stopping now would reset them.
             if stats.settled() or loop.time() >= deadline:
                 fast_stop()
             else:

@@ -228,23 +228,30 @@ def test_reload_replaces_workers_without_refusing_anyone(server: Server) -> None
     before = set(server.worker_pids())
     failures: list[str] = []
     done = threading.Event()
+    lock = threading.Lock()
     count = 0
     reloaded = time.monotonic()  # set again when the reload is sent
 
     def clients() -> None:
+        # Several at once, so that a worker is often in the middle of accepting one when it
+        # is told to retire: that is where a connection can be dropped.
         nonlocal count
         deadline = time.monotonic() + TIMEOUT
-        while not done.is_set() and time.monotonic() < deadline and count < 5000:
+        while not done.is_set() and time.monotonic() < deadline:
+            with lock:
+                number, count = count, count + 1
+            if number >= 20000:
+                return
             began = time.monotonic() - reloaded  # when, around the reload, for a failure
             try:
-                if echo(server, b"ping %d" % count) != b"ping %d" % count:
-                    failures.append(f"wrong echo {count}")
+                if echo(server, b"ping %d" % number) != b"ping %d" % number:
+                    failures.append(f"wrong echo {number}")
             except OSError as exc:
-                failures.append(f"{count}, begun {began:+.3f} s from the reload: {exc!r}")
-            count += 1
+                failures.append(f"{number}, begun {began:+.3f} s from the reload: {exc!r}")
 
-    thread = threading.Thread(target=clients)
-    thread.start()
+    threads = [threading.Thread(target=clients) for _ in range(8)]
+    for thread in threads:
+        thread.start()
     try:
         reloaded = time.monotonic()
         reload = cli("reload", "--pid-file", str(server.pid_file))
@@ -258,7 +265,8 @@ def test_reload_replaces_workers_without_refusing_anyone(server: Server) -> None
             time.sleep(0.05)
     finally:
         done.set()
-        thread.join(TIMEOUT)
+        for thread in threads:
+            thread.join(TIMEOUT)
     # On a failure, what the server logged (worker deaths, loop errors) comes with it.
     assert count > 0 and failures == [], server.pid_file.with_suffix(".log").read_text()[-3000:]
 

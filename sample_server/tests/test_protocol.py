@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 import sample_server
 from sample_server.protocol import READ_SIZE, WRITE_HIGH_WATER, EchoProtocol, Stats
-from sample_server.server import glibc, new_loop, uvloop_problem
+from sample_server.server import glibc, new_loop, stop_accepting, uvloop_problem
 
 
 def _kinds() -> list[str]:
@@ -138,6 +139,46 @@ def test_a_connection_counts_from_its_accept_until_it_ends() -> None:
             while not stats.settled():
                 assert loop.time() < deadline, "the ended connection still counts"
                 await asyncio.sleep(0.01)
+        finally:
+            server.close()
+
+    _on_every_loop(scenario)
+
+
+def test_a_connection_accepted_just_before_the_stop_is_still_served() -> None:
+    # A worker that stops accepting (reload, stop -g) keeps what it accepted. asyncio makes
+    # a connection in the loop iteration after its accept: the stop is made to fall between.
+    async def scenario() -> None:
+        stats = Stats()
+        order: list[str] = []
+
+        def factory() -> EchoProtocol:
+            order.append("protocol")
+            return EchoProtocol(stats, 0.0, 10)
+
+        def stop() -> None:
+            order.append("stop")
+            stop_accepting(loop, server, listener)
+
+        loop = asyncio.get_running_loop()
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+        server = await loop.create_server(factory, sock=listener)
+        try:
+            with socket.create_connection(listener.getsockname()[:2], timeout=5) as peer:
+                peer.sendall(b"x")
+                assert select.select([listener], [], [], 5)[0], "the connection never queued"
+                # No await since the select: the next iteration runs this first, then the
+                # accept; the one after runs stop() first, then asyncio's making of the
+                # connection.
+                loop.call_soon(loop.call_soon, stop)
+                peer.setblocking(False)
+                assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b"x"
+                peer.shutdown(socket.SHUT_WR)
+                assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b""
+            if isinstance(loop, asyncio.SelectorEventLoop):  # uvloop makes it in the accept
+                assert order == ["stop", "protocol"]
+            assert stats.total == 1 and not server.is_serving()
         finally:
             server.close()
 
