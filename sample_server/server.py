@@ -131,10 +131,13 @@ def stop_accepting(
     its server in the next. Closing the server in between makes that attachment fail (on an
     assertion that asyncio keeps to itself), and the accepted socket is dropped with the
     client's bytes unread: the client sees a reset. So on that loop the socket is first taken
-    out of the loop's watch, and the server closed one iteration later, behind those tasks.
-    uvloop attaches a connection in the call that accepts it: closing at once is safe there.
+    out of the loop's watch (it is not watched while accept backs off after EMFILE: then
+    there is nothing to take out), and the server closed one iteration later, behind those
+    tasks. uvloop attaches a connection in the call that accepts it: closing at once is safe
+    there.
     """
-    if isinstance(loop, asyncio.SelectorEventLoop) and loop.remove_reader(sock.fileno()):
+    if isinstance(loop, asyncio.SelectorEventLoop):
+        loop.remove_reader(sock.fileno())
         loop.call_soon(server.close)
     else:
         server.close()
