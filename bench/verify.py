@@ -13,6 +13,7 @@ import argparse
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine_line, make_venv, median, record, timed
+from common import REPO, bench_env, machine_line, make_venv, median, record, timed
 
 _WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi".split()  # noqa: SIM905
 
@@ -64,6 +65,22 @@ def verify_on_start_cost(work: Path, python: Path, packer: Path, runs: int) -> s
     )
 
 
+def peak_rss(python: Path, command: list[str | Path]) -> int:
+    """Run *command*; the peak resident set size, in bytes, of its largest process."""
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [python, "-c", probe, *map(str, command)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=bench_env(),
+    )
+    return int(out.stdout.split()[-1]) * 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -84,7 +101,8 @@ def main() -> None:
         packer = python.parent / "packer"
         make_tree(work / "src", args.megabytes)
         archive = work / "big.pyz"
-        timed([packer, "build", work / "src", "-o", archive, "-m", "main", "--no-compile", "-q"])
+        build = [packer, "build", work / "src", "-o", archive, "-m", "main", "--no-compile", "-q"]
+        peak = peak_rss(python, build)
         size = archive.stat().st_size
         members = sum(p.stat().st_size for p in (work / "src").rglob("*") if p.is_file())
         with zipfile.ZipFile(archive) as zf:
@@ -111,9 +129,12 @@ def main() -> None:
             f"ones, deflated {text_in / max(text_out, 1):.1f}:1); "
             f"{machine_line()}, {os.cpu_count()} threads for packer.\n\n"
             + "\n".join(rows)
-            + "\n\n`packer verify` hashes the whole body (SHA-256) and, in parallel, inflates "
-            "every member, checks its CRC and size and hashes it against the manifest; "
-            "sha256sum only hashes the file once. packer's time includes starting Python.\n"
+            + "\n\n`packer verify` parses the archive's structure, hashes the whole file "
+            "(SHA-256) and, in parallel, inflates every member, checks its CRC and size and "
+            "hashes it against the manifest; sha256sum only hashes the file once. packer's time "
+            "includes starting Python.\n\n"
+            f"Building this archive (`packer build --no-compile`) peaked at {peak / 1e6:.0f} MB "
+            "resident (the largest of the builder's processes).\n"
         )
         print(body)
         if not args.no_record:

@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
+import stat
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import _runtime
-from ._runtime.archive import format_comment
 from ._runtime.environment import _normalize
-from ._runtime.layout import (
+from ._runtime.format import (
     APP_MAIN_MODULE,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    MAX16,
     NATIVE_FOLDER,
     RESERVED_PREFIXES,
     RUNTIME_PACKAGE,
     SITE_PACKAGES,
     STUB_NAME,
+    Manifest,
+    NativeDist,
+    RuntimeConfig,
+    native_key,
 )
+from ._runtime.gate import python_supported
 from ._runtime.report import human_size
 from ._version import __version__
 from .bundle import Distribution, PipOptions, Staged, install, scan
@@ -39,11 +43,22 @@ from .config import (
 )
 from .entry import EntryPoint, parse_entry
 from .errors import BuildError, ConfigError, EntryPointError, SourceError
-from .producer import Job, produce_in_order
-from .pyversion import parse_requires_python
+from .producer import Job, produce, produce_in_order
+from .pyversion import Clause, parse_requires_python
 from .selection import Patterns, Selection, SourceFile, select_files
 from .stub import render_stub
-from .zipwriter import EXEC_MODE, FILE_MODE, ZipWriter, directory, prepare
+from .zipwriter import (
+    EXEC_MODE,
+    FILE_MODE,
+    Member,
+    ZipWriter,
+    directory,
+    prepare,
+    shebang_line,
+)
+
+if TYPE_CHECKING:
+    from .signing import Signer
 
 __all__ = ["BuildResult", "build"]
 
@@ -158,6 +173,8 @@ def build(
     )
     options = _resolve_options(src, given, Path(config) if config is not None else None)
     out = _check_output(src, options)
+    sign = _signer(options)
+    _source_date_epoch()  # checked before any work is done
     with contextlib.ExitStack() as stack:
         staged = None
         if options.requirements or options.with_packages:
@@ -175,7 +192,7 @@ def build(
             )
             staged = scan(staging)
         plan = _plan(src, out, options, staged)
-        names, stored, digest, build_id = _write(plan, out, options, progress)
+        names, stored, digest, build_id = _write(plan, out, options, progress, sign)
     return BuildResult(
         output=out,
         members=len(names),
@@ -242,8 +259,8 @@ class _Plan:
     entry: EntryPoint
     entry_text: str
     requires_python: str | None
-    stub: str
-    runtime: dict[str, Any]
+    clauses: tuple[Clause, ...]
+    runtime: RuntimeConfig
     warnings: list[str]
 
 
@@ -264,6 +281,11 @@ def _select(src: Path, out: Path, options: Options) -> Selection:
             raise BuildError(
                 f"{out}: the output is inside the source folder and would be packed into the "
                 "next build; write it elsewhere or exclude it (--exclude, .gitignore)"
+            )
+        if real_out.exists() and not _is_sealed(real_out):
+            raise BuildError(
+                f"{out}: exists inside the source folder and is not an archive packer wrote; "
+                "not overwritten (remove it, or write the archive elsewhere)"
             )
     selection = select_files(
         src,
@@ -336,10 +358,8 @@ def _plan(src: Path | None, out: Path, options: Options, staged: Staged | None) 
     requires = options.requires_python
     clauses = parse_requires_python(requires) if requires else ()
     runtime = _runtime_config(staged, _optional_native(options, staged))
-    if options.verify_on_start:
-        runtime["verify"] = True
-    stub = render_stub(entry.kind, entry.value, requires, clauses, runtime)
-    return _Plan(files, staged, entry, entry_text, requires, stub, runtime, warnings)
+    runtime.verify = bool(options.verify_on_start)
+    return _Plan(files, staged, entry, entry_text, requires, clauses, runtime, warnings)
 
 
 def _optional_native(options: Options, staged: Staged | None) -> frozenset[str]:
@@ -352,26 +372,42 @@ def _optional_native(options: Options, staged: Staged | None) -> frozenset[str]:
     return frozenset(wanted)
 
 
-def _runtime_config(
-    staged: Staged | None, optional: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """What the runtime needs at start-up; goes into the stub and the manifest."""
+def _runtime_config(staged: Staged | None, optional: frozenset[str] = frozenset()) -> RuntimeConfig:
+    """What the runtime needs at start-up; goes into the stub and the manifest.
+
+    Native distributions get their cache keys once their members are written (see
+    :func:`_with_native_keys`): a key is derived from the hashes the manifest records.
+    """
+    config = RuntimeConfig()
     if staged is None:
-        return {}
+        return config
     pure = [dist for dist in staged.distributions if not dist.native]
     natives = [dist for dist in staged.distributions if dist.native]
-    config: dict[str, Any] = {}
     if pure or staged.loose:
-        config["site"] = SITE_PACKAGES
-        config["dists"] = [[d.name, d.version, d.dist_info] for d in pure]
+        config.site = SITE_PACKAGES
+        config.dists = [(d.name, d.version, d.dist_info) for d in pure]
         top_level = [rel for d in pure for rel in d.files] + staged.loose
-        config["pth"] = sorted(rel for rel in top_level if "/" not in rel and rel.endswith(".pth"))
-    if natives:
-        config["native"] = [_native_entry(staged.root, dist) for dist in natives]
-        for entry, dist in zip(config["native"], natives, strict=True):
-            if _normalize(dist.name) in optional:
-                entry["optional"] = True
-                entry["top"] = _top_level_names(dist)
+        config.pth = sorted(rel for rel in top_level if "/" not in rel and rel.endswith(".pth"))
+    for dist in natives:
+        is_optional = _normalize(dist.name) in optional
+        config.native.append(
+            NativeDist(
+                dist.name,
+                dist.version,
+                "0" * 64,
+                f"{NATIVE_FOLDER}/{dist.name}-{dist.version}/",
+                dist.tags,
+                optional=is_optional,
+                top=_top_level_names(dist) if is_optional else (),
+            )
+        )
+    return config
+
+
+def _with_native_keys(config: RuntimeConfig, members: dict[str, tuple[str, int]]) -> RuntimeConfig:
+    """*config* with each native distribution's key derived from its written members."""
+    for dist in config.native:
+        dist.key = native_key(dist.prefix, members)
     return config
 
 
@@ -388,25 +424,27 @@ def _top_level_names(dist: Distribution) -> list[str]:
     return sorted(name for name in names if name.isidentifier())
 
 
-def _native_entry(root: Path, dist: Distribution) -> dict[str, Any]:
-    prefix = f"{NATIVE_FOLDER}/{dist.name}-{dist.version}/"
-    digest = hashlib.sha256(_bytecode_tag().encode())
-    for rel in dist.files:
-        digest.update(f"{rel}\0{hashlib.sha256((root / rel).read_bytes()).hexdigest()}\n".encode())
-    return {
-        "name": dist.name,
-        "version": dist.version,
-        "key": digest.hexdigest(),
-        "prefix": prefix,
-        "tags": list(dist.tags),
-    }
-
-
 def _cached_pyc(rel: str) -> str:
     """Where the import system looks for *rel*'s bytecode on disk (``__pycache__``)."""
     folder, _, name = rel.rpartition("/")
     cached = f"__pycache__/{name[:-3]}.{_bytecode_tag()}.pyc"
     return f"{folder}/{cached}" if folder else cached
+
+
+def _is_sealed(path: Path) -> bool:
+    """Whether *path* ends with a packer seal (an archive an earlier build wrote)."""
+    from ._runtime.format import END, SEAL_SIZE, parse_seal
+
+    try:
+        with path.open("rb") as fp:
+            fp.seek(0, os.SEEK_END)
+            if fp.tell() < END.size + SEAL_SIZE:
+                return False
+            fp.seek(-SEAL_SIZE, os.SEEK_END)
+            seal, _problem = parse_seal(fp.read())
+    except OSError:
+        return False
+    return seal is not None
 
 
 def _is_output(name: str, path: Path, out: Path) -> bool:
@@ -457,14 +495,55 @@ def _jobs(plan: _Plan, options: Options) -> list[Job]:
     for path in sorted(runtime_dir.glob("*.py")):
         name = f"{RUNTIME_PACKAGE}/{path.name}"
         jobs.append(Job(name, path, None, FILE_MODE, do_compile, path.stat().st_size))
-    stub = plan.stub.encode("utf-8")
-    jobs.append(Job(STUB_NAME, None, stub, FILE_MODE, do_compile, len(stub)))
     jobs.sort(key=lambda job: job.name)
     return jobs
 
 
+def _folders(names: Iterable[str]) -> list[str]:
+    """The folder entries worth writing: folders that hold no ``__init__.py``.
+
+    zipimport on Python 3.9-3.12 finds a namespace package only through its folder entry;
+    a regular package is found through its ``__init__.py``, so its entry would be dead weight
+    (and zip entries are a budget: 65,535 at most where zip64 cannot be read).
+    """
+    present = set(names)
+    folders = {
+        "/".join(parts[: i + 1]) + "/"
+        for parts in (name.split("/") for name in present)
+        for i in range(len(parts) - 1)
+    }
+    return sorted(f for f in folders if f + "__init__.py" not in present)
+
+
+def _planned_names(jobs: list[Job]) -> list[str]:
+    """Every member name the build will certainly write (bytecode aside)."""
+    return [job.name for job in jobs] + [STUB_NAME, MANIFEST_NAME]
+
+
+def _check_entry_count(count: int, clauses: tuple[Clause, ...], out: Path) -> None:
+    """Refuse more zip entries than the interpreters the archive accepts can open."""
+    if count <= MAX16 - 1:
+        return
+    old = [
+        f"3.{minor}"
+        for minor in range(9, 13)
+        if any(python_supported(list(c.as_literal() for c in clauses), (3, minor, patch))
+               for patch in (0, 99))
+    ]  # fmt: skip
+    if old:
+        raise BuildError(
+            f"{out.name}: {count:,} zip entries, more than the {MAX16 - 1:,} that Python "
+            f"{old[0]}-{old[-1]} can open (zipimport there reads no zip64); pack fewer files, "
+            "or accept only Python 3.13 and newer (--requires-python '>=3.13')"
+        )
+
+
 def _write(
-    plan: _Plan, out: Path, options: Options, progress: Progress | None
+    plan: _Plan,
+    out: Path,
+    options: Options,
+    progress: Progress | None,
+    sign: Signer | None,
 ) -> tuple[list[str], int, str, str]:
     level = (
         None
@@ -474,9 +553,13 @@ def _write(
     epoch = _source_date_epoch()
     interpreter = options.python if options.python is not None else DEFAULT_INTERPRETER
     with_shebang = options.shebang is not False
-    prefix = _shebang(interpreter) if with_shebang else b""
+    prefix = shebang_line(interpreter) if with_shebang else b""
     jobs = _jobs(plan, options)
+    do_compile = options.compile is not False
+    planned = _planned_names(jobs)
+    _check_entry_count(len(planned) + len(_folders(planned)), plan.clauses, out)
     warnings = plan.warnings
+    _remove_stale_temporaries(out)
     try:
         fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     except OSError as exc:
@@ -484,36 +567,51 @@ def _write(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fp:
+            _lock(fp.fileno())  # so that another build can tell this file is not stale
             writer = ZipWriter(fp, prefix, epoch)
-            entries: dict[str, dict[str, object]] = {}
+            entries: dict[str, tuple[str, int]] = {}
             stored = 0
-            folders_written: set[str] = set()
+
+            def add(member: Member) -> None:
+                nonlocal stored
+                writer.add(member)
+                entries[member.name] = (member.sha256, member.size)
+                stored += member.size
+
             for done, (job, members) in enumerate(
                 produce_in_order(jobs, level, workers=options.jobs), start=1
             ):
                 if job.compile and len(members) == 1:
                     warnings.append(f"{job.name}: not compiled (syntax error); shipped as source")
                 for member in members:
-                    for folder in _parents(member.name):
-                        if folder not in folders_written:
-                            folders_written.add(folder)
-                            writer.add(directory(folder))
-                    writer.add(member)
-                    entries[member.name] = {"sha256": member.sha256, "size": member.size}
-                    stored += member.size
+                    add(member)
                 if progress is not None:
                     progress(done, len(jobs))
-            manifest, build_id = _manifest(
-                plan, options, interpreter if with_shebang else None, epoch, entries
-            )
-            for folder in _parents(MANIFEST_NAME):
-                if folder not in folders_written:
-                    folders_written.add(folder)
-                    writer.add(directory(folder))
-            manifest_member = prepare(MANIFEST_NAME, manifest, FILE_MODE, level)
+            # The stub goes last but for the manifest: it carries the native cache keys,
+            # which derive from the hashes of the members just written.
+            runtime = _with_native_keys(plan.runtime, entries)
+            if sign is not None and runtime.verify:
+                # Built to check itself and signed: the stub requires this key's signature.
+                runtime.signed_by = sign.public
+            stub = render_stub(
+                plan.entry.kind, plan.entry.value, plan.requires_python, plan.clauses, runtime
+            ).encode("utf-8")
+            # An archive that checks itself at start runs its stub from source, stored: a
+            # flipped bit then cannot reach marshal or zlib before the check.
+            checked = runtime.verify
+            stub_job = Job(STUB_NAME, None, stub, FILE_MODE, do_compile and not checked, len(stub))
+            for member in produce(stub_job, None if checked else level):
+                add(member)
+            for folder in _folders([*entries, MANIFEST_NAME]):
+                writer.add(directory(folder))
+            _check_entry_count(writer.count + 1, plan.clauses, out)
+            manifest = _manifest(plan, options, interpreter if with_shebang else None, epoch,
+                                 entries, runtime)  # fmt: skip
+            data = manifest.to_bytes()
+            manifest_member = prepare(MANIFEST_NAME, data, FILE_MODE, level)
             writer.add(manifest_member)
             stored += manifest_member.size
-            digest = writer.finish(lambda d: format_comment(_comment_fields(d, options)))
+            digest = writer.finish(sign)
             fp.flush()
             os.fsync(fp.fileno())
         os.chmod(tmp, _output_mode(with_shebang))
@@ -527,21 +625,47 @@ def _write(
             tmp.unlink()
         raise
     names = sorted([*entries, MANIFEST_NAME])
-    return names, stored, digest, build_id
+    return names, stored, digest, manifest.build_id
 
 
-def _comment_fields(digest: str, options: Options) -> dict[str, str]:
-    fields = {"sha256": digest}
-    if options.sign_key is not None:
-        from .signing import sign_digest
+def _lock(fd: int) -> None:
+    import fcntl
 
-        fields["ed25519"] = sign_digest(options.sign_key, digest)
-    return fields
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def _parents(name: str) -> list[str]:
-    parts = name.split("/")[:-1]
-    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+def _remove_stale_temporaries(out: Path) -> None:
+    """Remove temporary files of builds of *out* that died (killed, power cut).
+
+    A build holds a lock on its temporary file while writing; one nobody holds is stale.
+    """
+    import fcntl
+
+    for path in out.parent.glob(f".{out.name}.*.tmp"):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a build in progress
+            with contextlib.suppress(OSError):
+                path.unlink()
+        finally:
+            os.close(fd)
+
+
+def _signer(options: Options) -> Signer | None:
+    """Signs a digest with the build's key, loaded (and so checked) before anything is built."""
+    if options.sign_key is None:
+        return None
+    from .signing import load_signer
+
+    return load_signer(options.sign_key)
 
 
 def _manifest(
@@ -549,36 +673,33 @@ def _manifest(
     options: Options,
     interpreter: str | None,
     epoch: int,
-    entries: dict[str, dict[str, object]],
-) -> tuple[bytes, str]:
+    members: dict[str, tuple[str, int]],
+    runtime: RuntimeConfig,
+) -> Manifest:
     given_epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    body: dict[str, object] = {
-        "format": FORMAT_VERSION,
-        "packer_version": __version__,
-        "entry": {"kind": plan.entry.kind, "value": plan.entry_text},
-        "interpreter": interpreter,
-        "requires_python": plan.requires_python,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if given_epoch else None,
-        "bytecode": _bytecode_tag() if options.compile is not False else None,
-        "distributions": [
-            {"name": d.name, "version": d.version, "native": d.native}
+    return Manifest(
+        format=FORMAT_VERSION,
+        packer_version=__version__,
+        entry=(plan.entry.kind, plan.entry_text),
+        interpreter=interpreter,
+        requires_python=plan.requires_python,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if given_epoch else None,
+        bytecode=_bytecode_tag() if options.compile is not False else None,
+        distributions=[
+            (d.name, d.version, d.native)
             for d in (plan.staged.distributions if plan.staged else [])
         ],
-        "runtime": plan.runtime,
-        "members": dict(sorted(entries.items())),
-    }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    build_id = _sha256(canonical)[:16]
-    body["build_id"] = build_id
-    return json.dumps(body, sort_keys=True, indent=1).encode("utf-8") + b"\n", build_id
+        runtime=runtime,
+        members=dict(sorted(members.items())),
+    )
 
 
 def _bytecode_tag() -> str:
     return sys.implementation.cache_tag or f"{sys.implementation.name}-unknown"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+#: SOURCE_DATE_EPOCH from 1970 to the end of 9999 (zip timestamps are clamped to 1980-2107).
+_MAX_EPOCH = 253402300799
 
 
 def _source_date_epoch() -> int:
@@ -586,19 +707,14 @@ def _source_date_epoch() -> int:
     if value is None or value == "":
         return 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip can record
     try:
-        return int(value)
+        epoch = int(value)
     except ValueError:
+        epoch = -1
+    if not 0 <= epoch <= _MAX_EPOCH:
         raise ConfigError(
-            f"SOURCE_DATE_EPOCH must be whole seconds since 1970, not {value!r}"
-        ) from None
-
-
-def _shebang(interpreter: str) -> bytes:
-    text = interpreter.strip()
-    if not text or "\n" in text or "\r" in text or "\0" in text:
-        raise ConfigError(f"interpreter {interpreter!r}: must be one non-empty line")
-    line = b"#!" + text.encode("utf-8") + b"\n"
-    return line
+            f"SOURCE_DATE_EPOCH must be whole seconds from 1970 to 9999, not {value!r}"
+        )
+    return epoch
 
 
 def _output_mode(executable: bool) -> int:

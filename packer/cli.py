@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 from ._runtime import report, toolbox
-from ._runtime.toolbox import Limits
+from ._runtime.format import Limits
 from .errors import PackerError
 
 __all__ = ["main"]
@@ -28,7 +28,7 @@ class _Failure(click.ClickException):
     exit_code = 1
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"packer: {self.format_message()}", err=True)
+        click.echo(f"packer: {report.printable(self.format_message())}", err=True)
 
 
 def _fail(error: PackerError) -> click.ClickException:
@@ -256,11 +256,12 @@ def _limit_options(function: F) -> F:
     """--max-members/--max-size/--max-ratio: the zip-bomb limits."""
     for option in (
         click.option("--max-ratio", type=click.FloatRange(min=1), metavar="N",
-                     help="Refuse members that expand more than N times [default: 200]."),
+                     help="Refuse archives, and members over 1 MiB, that expand more than N "
+                          "times [default: 200]."),
         click.option("--max-size", type=click.IntRange(min=0), metavar="BYTES",
                      help="Refuse archives that unpack to more than BYTES [default: 4 GiB]."),
         click.option("--max-members", type=click.IntRange(min=0), metavar="N",
-                     help="Refuse archives with more than N members [default: 100000]."),
+                     help="Refuse archives with more than N members [default: 200000]."),
     ):  # fmt: skip
         function = option(function)
     return function

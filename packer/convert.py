@@ -1,8 +1,9 @@
 """Convert an archive: ``zip`` (no stub, any zip tool), ``tar`` (a .tar.gz), ``pyz`` (a shebang).
 
-Members are copied as they are stored, without recompressing; a packer archive gets its
-manifest's interpreter line and build id and its body digest rewritten to match. The input
-is never modified, and the output appears only once complete.
+Members are copied as they are stored, without recompressing, and streamed: no member is
+held whole. A packer archive gets its manifest's interpreter line and build id rewritten
+and a new seal (a signature does not survive: the bytes it covered changed). The input is
+never modified, and the output appears only once complete.
 """
 
 from __future__ import annotations
@@ -10,29 +11,23 @@ from __future__ import annotations
 import calendar
 import contextlib
 import gzip
-import hashlib
 import io
-import json
 import os
-import struct
 import tarfile
 import tempfile
-import zipfile
-import zlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._runtime.archive import format_comment
-from ._runtime.layout import MANIFEST_NAME
-from ._runtime.toolbox import Limits, open_zip
+from ._runtime.format import MANIFEST_NAME, Archive, Entry, Limits, open_archive
+from ._runtime.toolbox import _refuse_mismatch
 from .config import DEFAULT_INTERPRETER
-from .errors import ArchiveError, BuildError
-from .zipwriter import Member, ZipWriter
+from .errors import BuildError
+from .zipwriter import FILE_MODE, Member, ZipWriter, prepare, shebang_line
 
 __all__ = ["FORMATS", "convert"]
 
 FORMATS = ("zip", "tar", "pyz")
-_LOCAL = struct.Struct("<4s5H3L2H")
 
 
 def convert(
@@ -56,17 +51,22 @@ def convert(
         raise BuildError(f"{out}: is a folder; give the output's file name")
     if to != "pyz" and interpreter is not None:
         raise BuildError("-p/--python only goes with --to pyz")
-    with open_zip(str(src), limits) as zf, _atomic(out) as fp:
-        if to == "tar":
-            _write_tar(zf, fp, src.name)
-        else:
-            prefix = b""
-            if to == "pyz":
-                line = interpreter or _existing_interpreter(src) or DEFAULT_INTERPRETER
-                if not line.strip() or "\n" in line or "\0" in line:
-                    raise BuildError(f"interpreter {line!r}: must be one non-empty line")
-                prefix = b"#!" + line.strip().encode("utf-8") + b"\n"
-            _write_zip(zf, fp, src, prefix)
+    with open_archive(str(src), limits) as archive:
+        _refuse_mismatch(archive)
+        manifest = archive.manifest() if archive.layout.strict else None
+        if to != "tar" and manifest is not None and manifest.runtime.signed_by:
+            raise BuildError(
+                f"{src.name}: its stub requires its signature at start, which a converted "
+                "copy cannot carry (the signed bytes change); rebuild it instead"
+            )
+        prefix = b""
+        if to == "pyz":
+            prefix = shebang_line(interpreter or archive.layout.interpreter or DEFAULT_INTERPRETER)
+        with _atomic(out) as fp:
+            if to == "tar":
+                _write_tar(archive, fp)
+            else:
+                _write_zip(archive, fp, prefix)
     if to == "pyz":
         mask = os.umask(0)
         os.umask(mask)
@@ -93,88 +93,91 @@ def _atomic(out: Path) -> Iterator[io.BufferedWriter]:
         raise
 
 
-def _existing_interpreter(path: Path) -> str | None:
-    with path.open("rb") as fp:
-        head = fp.read(512)
-    if head.startswith(b"#!"):
-        return head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-    return None
+def _raw_chunks(archive: Archive, entry: Entry) -> Iterator[bytes]:
+    """The member's stored (compressed) bytes, in pieces."""
+    fd = archive.fp.fileno()
+    at, end = entry.data_offset, entry.data_offset + entry.compressed
+    while at < end:
+        chunk = os.pread(fd, min(end - at, 1 << 20), at)
+        if not chunk:
+            raise BuildError(f"{archive.name}: member {entry.name!r} is cut off")
+        yield chunk
+        at += len(chunk)
 
 
-def _raw(path: Path, fp: io.BufferedReader, info: zipfile.ZipInfo, name: str) -> bytes:
-    """A member's stored bytes, exactly as they are in the file (still compressed)."""
-    fp.seek(info.header_offset)
-    header = fp.read(_LOCAL.size)
-    if len(header) != _LOCAL.size or header[:4] != b"PK\x03\x04":
-        raise ArchiveError(f"{name}: bad local header for {info.filename!r}")
-    fields = _LOCAL.unpack(header)
-    fp.seek(info.header_offset + _LOCAL.size + fields[-2] + fields[-1])
-    data = fp.read(info.compress_size)
-    if len(data) != info.compress_size:
-        raise ArchiveError(f"{name}: {info.filename!r} is truncated")
-    return data
+def _write_zip(archive: Archive, out: io.BufferedWriter, prefix: bytes) -> None:
+    entries = archive.entries
+    manifest = archive.manifest() if archive.layout.strict else None
+    writer = ZipWriter(out, prefix, _epoch(manifest.created if manifest else None))
+    for entry in entries:
+        if entry.name == MANIFEST_NAME:
+            continue
+        mode = entry.mode or (0o40755 if entry.is_dir else 0o100644)
+        member = Member(entry.name, b"", entry.method, entry.crc, entry.size, "", mode,
+                        stream_size=entry.compressed)  # fmt: skip
+        writer.add_stream(member, _raw_chunks(archive, entry))
+    if manifest is None:
+        writer.finish(seal=False)
+        return
+    manifest.interpreter = prefix[2:].decode("utf-8").strip() if prefix else None
+    writer.add(prepare(MANIFEST_NAME, manifest.to_bytes(), FILE_MODE, 6))
+    writer.finish()
 
 
-def _write_zip(zf: zipfile.ZipFile, out: io.BufferedWriter, src: Path, prefix: bytes) -> None:
-    name = src.name
-    infos = zf.infolist()
-    manifest_info = next((i for i in infos if i.filename == MANIFEST_NAME), None)
-    epoch = _epoch(infos)
-    writer = ZipWriter(out, prefix, epoch)
-    with src.open("rb") as raw:
-        for info in infos:
-            if info is manifest_info:
-                continue
-            mode = (info.external_attr >> 16) or (0o40755 if info.is_dir() else 0o100644)
-            payload = b"" if info.is_dir() else _raw(src, raw, info, name)
-            writer.add(
-                Member(
-                    info.filename, payload, info.compress_type, info.CRC, info.file_size, "", mode
-                )
-            )
-    if manifest_info is not None:
-        manifest = json.loads(zf.read(manifest_info).decode("utf-8"))
-        manifest.pop("build_id", None)
-        manifest["interpreter"] = prefix[2:].decode("utf-8").strip() if prefix else None
-        canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-        manifest["build_id"] = hashlib.sha256(canonical).hexdigest()[:16]
-        data = json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8") + b"\n"
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
-        packed = compressor.compress(data) + compressor.flush()
-        writer.add(Member(MANIFEST_NAME, packed, 8, zlib.crc32(data), len(data), "", 0o100644))
-        writer.finish(lambda digest: format_comment({"sha256": digest}))
-    else:
-        writer.finish(lambda digest: b"")
-
-
-def _epoch(infos: list[zipfile.ZipInfo]) -> int:
-    if not infos:
+def _epoch(created: str | None) -> int:
+    """The time every member gets: the packer archive's recorded build time, else 1980."""
+    if created is None:
         return 315532800
-    year, month, day, hour, minute, second = infos[0].date_time
-    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    try:
+        return calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return 315532800
 
 
-def _write_tar(zf: zipfile.ZipFile, out: io.BufferedWriter, name: str) -> None:
+class _Reader(io.RawIOBase):
+    """A member's bytes as the file object tarfile reads from."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        while not self._buffer:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._buffer = chunk
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def _write_tar(archive: Archive, out: io.BufferedWriter) -> None:
     """A reproducible .tar.gz of the members: fixed owner, the zip's times and modes."""
     with (
         gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for info in zf.infolist():
-            entry = tarfile.TarInfo(info.filename.rstrip("/"))
-            entry.mtime = calendar.timegm((*info.date_time, 0, 0, 0))
-            entry.uid = entry.gid = 0
-            entry.uname = entry.gname = ""
-            mode = (info.external_attr >> 16) & 0o7777
-            if info.is_dir():
-                entry.type = tarfile.DIRTYPE
-                entry.mode = mode or 0o755
-                tar.addfile(entry)
-                continue
-            try:
-                data = zf.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-                raise ArchiveError(f"{name}: member {info.filename!r} is damaged: {exc}") from None
-            entry.mode = mode or 0o644
-            entry.size = len(data)
-            tar.addfile(entry, io.BytesIO(data))
+        for entry in archive.entries:
+            info = tarfile.TarInfo(entry.name.rstrip("/"))
+            info.mtime = calendar.timegm((1980, 1, 1, 0, 0, 0, 0, 0, 0))
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            mode = entry.mode & 0o7777
+            if entry.is_dir:
+                info.type = tarfile.DIRTYPE
+                info.mode = mode or 0o755
+                tar.addfile(info)
+            elif entry.is_link:
+                info.type = tarfile.SYMTYPE
+                info.linkname = archive.read(entry).decode("utf-8", "replace")
+                info.mode = 0o777
+                tar.addfile(info)
+            else:
+                info.mode = mode or 0o644
+                info.size = entry.size
+                tar.addfile(info, _Reader(archive.chunks(entry)))

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._runtime.layout import MANIFEST_NAME
-from ._runtime.toolbox import Limits, open_zip
-from .errors import ArchiveError
+from ._runtime.format import MANIFEST_NAME, Limits, open_archive
+from ._runtime.toolbox import _refuse_mismatch
 
 __all__ = ["ArchiveDiff", "diff"]
 
@@ -58,36 +56,27 @@ def diff(
     if left_line != right_line:
         fields["interpreter line"] = (left_line, right_line)
     for key in sorted(set(left_manifest) | set(right_manifest)):
-        if key == "members":
-            continue
         if left_manifest.get(key) != right_manifest.get(key):
             fields[f"manifest.{key}"] = (left_manifest.get(key), right_manifest.get(key))
     return ArchiveDiff(added, removed, changed, fields)
 
 
 def _load(path: str, limits: Limits | None) -> tuple[dict[str, str], dict[str, Any], str | None]:
-    import json
-
-    name = os.path.basename(path)
+    """Each member's SHA-256 (streamed), the manifest's fields but its member list, and the
+    interpreter line."""
     hashes: dict[str, str] = {}
-    manifest: dict[str, Any] = {}
-    with open_zip(path, limits) as zf:
-        for info in zf.infolist():
-            if info.is_dir():
+    with open_archive(path, limits) as archive:
+        _refuse_mismatch(archive)
+        manifest = archive.manifest() if archive.layout.strict else None
+        fields = manifest.body() if manifest is not None else {}
+        fields.pop("members", None)
+        if manifest is not None:
+            fields["build_id"] = manifest.build_id
+        for entry in archive.entries:
+            if entry.is_dir or entry.name == MANIFEST_NAME:
                 continue
-            try:
-                data = zf.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-                raise ArchiveError(f"{name}: member {info.filename!r} is damaged: {exc}") from None
-            if info.filename == MANIFEST_NAME:
-                try:
-                    loaded = json.loads(data.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
-                    loaded = {}
-                manifest = loaded if isinstance(loaded, dict) else {}
-                continue
-            hashes[info.filename] = hashlib.sha256(data).hexdigest()
-    with open(path, "rb") as fp:
-        head = fp.read(512)
-    line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace") if head[:2] == b"#!" else None
-    return hashes, manifest, line
+            digest = hashlib.sha256()
+            for chunk in archive.chunks(entry):
+                digest.update(chunk)
+            hashes[entry.name] = digest.hexdigest()
+        return hashes, fields, archive.layout.interpreter

@@ -1,9 +1,10 @@
-"""Ed25519 signatures over an archive's body digest (the ``sign`` extra: ``cryptography``).
+"""Ed25519 signatures over an archive's digest (the ``sign`` extra: ``cryptography``).
 
-The signature covers the text ``packer/1 sha256=<digest>``, and the digest covers every byte
-of the archive before its zip comment, so a valid signature vouches for the whole archive.
-It is kept in the zip comment (``ed25519=<base64>``) beside the digest. Ed25519 signatures
-are deterministic: signing the same archive with the same key gives the same bytes.
+The signature covers the text ``packer/2 sha256=<digest>``, and the format-2 digest covers
+every byte of the archive but its own digits and the signature's, so a valid signature
+vouches for the whole file. It is kept in the seal at the end of the zip comment, in a field
+of fixed size: signing changes no length and no other byte. Ed25519 signatures are
+deterministic: signing the same archive with the same key gives the same bytes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._runtime.archive import body_digest, format_comment, read_end_record
+from ._runtime.format import SEAL_SIZE, open_archive, seal_comment, signed_message
+from ._runtime.toolbox import FORMAT1_NOTE
 from .errors import ArchiveError, BuildError, ConfigError
 
-__all__ = ["keygen", "sign", "sign_digest", "signature_status"]
+__all__ = ["Signer", "keygen", "load_signer", "sign", "signature_status"]
 
 
 def _crypto() -> Any:
@@ -30,10 +32,6 @@ def _crypto() -> Any:
             "signatures need the 'cryptography' package: pip install 'packer[sign]'"
         ) from None
     return serialization, ed25519
-
-
-def _message(digest: str) -> bytes:
-    return b"packer/1 sha256=" + digest.encode("ascii")
 
 
 def keygen(name: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -75,6 +73,10 @@ def _load_key(path: Path, private: bool) -> Any:
         )
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such key file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a key file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the key: {exc.strerror}") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: not an unencrypted PEM {kind} key ({exc})") from None
     wanted = ed25519.Ed25519PrivateKey if private else ed25519.Ed25519PublicKey
@@ -83,48 +85,70 @@ def _load_key(path: Path, private: bool) -> Any:
     return key
 
 
-def sign_digest(key_path: str | os.PathLike[str], digest: str) -> str:
-    """The base64 Ed25519 signature of *digest* with the private key at *key_path*."""
-    key = _load_key(Path(key_path), private=True)
-    return base64.b64encode(key.sign(_message(digest))).decode("ascii")
+class Signer:
+    """A private key, loaded: signs digests and knows its public key."""
+
+    def __init__(self, key: Any) -> None:
+        from cryptography.hazmat.primitives import serialization
+
+        self._key = key
+        #: The raw 32-byte public key, in hex (what a stub that requires a signature holds).
+        self.public = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            .hex()
+        )
+
+    def __call__(self, digest: str) -> str:
+        """The base64 signature of *digest*."""
+        return base64.b64encode(self._key.sign(signed_message(digest))).decode("ascii")
+
+
+def load_signer(key_path: str | os.PathLike[str]) -> Signer:
+    """The private key at *key_path*, loaded (and any problem with it reported) now."""
+    return Signer(_load_key(Path(key_path), private=True))
 
 
 def sign(archive: str | os.PathLike[str], key_path: str | os.PathLike[str]) -> str:
     """Sign *archive* in place (atomically: a signed copy replaces it); return the digest.
 
-    Refuses an archive whose recorded digest does not match its contents.
+    A symlink is followed: the file it names is signed and the link is left as it is.
+    Refuses an archive that is not a canonical format-2 packer archive, or whose digest
+    does not match its contents.
     """
-    path = Path(archive)
-    key = _load_key(Path(key_path), private=True)
-    try:
-        fp = path.open("rb")
-    except FileNotFoundError:
-        raise ArchiveError(f"{path}: no such file") from None
-    with fp:
-        end = read_end_record(fp, path.name)
-        recorded = end.fields.get("sha256")
-        if recorded is None:
-            raise ArchiveError(f"{path.name}: not a packer archive (no digest to sign)")
-        if body_digest(fp, end) != recorded:
-            raise ArchiveError(f"{path.name}: damaged: the body digest does not match; not signed")
-        fields = dict(end.fields)
-        fields["ed25519"] = base64.b64encode(key.sign(_message(recorded))).decode("ascii")
-        comment = format_comment(fields)
+    given = Path(archive)
+    signer = load_signer(key_path)
+    path = Path(os.path.realpath(given))
+    with open_archive(str(path)) as opened:
+        seal = opened.layout.seal
+        if seal is None:
+            raise ArchiveError(f"{given.name}: not a packer archive (no digest to sign)")
+        if seal.format != 2:
+            raise ArchiveError(f"{given.name}: {FORMAT1_NOTE}; not signed")
+        recorded = seal.digest or ""
+        if opened.digest() != recorded:
+            raise ArchiveError(f"{given.name}: damaged: the digest does not match; not signed")
+        comment = seal_comment(recorded, signer(recorded))
+        body_length = opened.layout.size - SEAL_SIZE
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                fp.seek(0)
-                remaining = end.body_length
-                while remaining:
-                    chunk = fp.read(min(remaining, 1 << 20))
+                source = opened.fp.fileno()
+                at = 0
+                while at < body_length:
+                    chunk = os.pread(source, min(body_length - at, 1 << 20), at)
                     if not chunk:
-                        raise ArchiveError(f"{path.name}: truncated while signing")
+                        raise ArchiveError(f"{given.name}: truncated while signing")
                     out.write(chunk)
-                    remaining -= len(chunk)
-                out.write(len(comment).to_bytes(2, "little") + comment)
+                    at += len(chunk)
+                out.write(comment)
             os.chmod(tmp, path.stat().st_mode & 0o7777)
             os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ArchiveError(f"{given}: cannot write: {exc.strerror or exc}") from None
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -135,23 +159,26 @@ def sign(archive: str | os.PathLike[str], key_path: str | os.PathLike[str]) -> s
 def signature_status(
     archive: str | os.PathLike[str], public_key: str | os.PathLike[str] | None
 ) -> tuple[str, str | None]:
-    """(status, problem): status is absent, present, valid or invalid; problem says why not."""
+    """(status, problem): status is absent, present, valid or invalid; problem says why not.
+
+    Valid means: the archive is canonical, its format-2 digest matches every byte, and the
+    signature over that digest is this key's.
+    """
     path = Path(archive)
-    with path.open("rb") as fp:
-        end = read_end_record(fp, path.name)
-        signature = end.fields.get("ed25519")
-        recorded = end.fields.get("sha256")
-        if signature is None:
+    key = _load_key(Path(public_key), private=False) if public_key is not None else None
+    with open_archive(str(path)) as opened:
+        seal = opened.layout.seal
+        if seal is None or seal.signature is None:
             return "absent", None
-        if public_key is None:
+        if key is None:
             return "present", None
-        key = _load_key(Path(public_key), private=False)
-        if recorded is None:
-            return "invalid", f"{path.name}: a signature but no digest"
+        if seal.format != 2:
+            return "invalid", f"{path.name}: {FORMAT1_NOTE}; its signature is not trusted"
         try:
-            key.verify(base64.b64decode(signature, validate=True), _message(recorded))
+            key.verify(base64.b64decode(seal.signature, validate=True),
+                       signed_message(seal.digest or ""))  # fmt: skip
         except Exception:  # InvalidSignature, or a signature that is not base64
             return "invalid", f"{path.name}: the signature does not match this key"
-        if body_digest(fp, end) != recorded:
-            return "invalid", f"{path.name}: signed, but the body no longer matches the digest"
+        if opened.digest() != seal.digest:
+            return "invalid", f"{path.name}: signed, but the file no longer matches the digest"
     return "valid", None

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
 
-from ._runtime import gate
-from ._runtime.layout import RUNTIME_PACKAGE
+from ._runtime import ed25519, gate
+from ._runtime.format import END, RUNTIME_PACKAGE, SEAL_HEAD, SEAL_SIG, SEAL_SIZE, RuntimeConfig
 from ._version import __version__
 from .pyversion import Clause
 
@@ -22,9 +21,11 @@ import sys
 
 _REQUIRES = {requires!r}
 _CLAUSES = {clauses!r}
+_SIGNED_BY = {signed_by!r}
 
 
 {gate}
+{ed25519}
 
 def _packer_refuse(requires):
     import os
@@ -34,11 +35,64 @@ def _packer_refuse(requires):
     sys.exit(1)
 
 
+def _packer_verify():
+    # The format-2 seal, checked with the standard library before anything else in the
+    # archive is imported: the digest covers every byte but its own digits and the
+    # signature's. It detects damage; it cannot stop tampering (see docs/format.md).
+    import hashlib
+    import os
+    path = os.path.dirname(os.path.abspath(__file__))
+    name = os.path.basename(path)
+    try:
+        f = open(path, "rb")
+        try:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - {tail}))
+            tail = f.read()
+            ok = (len(tail) == {tail} and tail[:4] == b"PK\x05\x06"
+                  and tail[20:22] == {comment_length!r} and tail[22:{head_end}] == {head!r})
+            digest = hashlib.sha256()
+            f.seek(0)
+            left = size - {after_head}
+            while ok and left > 0:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    ok = False
+                digest.update(chunk)
+                left -= len(chunk)
+            digest.update({sig!r})
+        finally:
+            f.close()
+    except (IOError, OSError):
+        ok = False
+    if not ok:
+        sys.stderr.write("%s: refusing to run: it has no packer/2 digest to check\\n" % name)
+        sys.exit(1)
+    if digest.hexdigest().encode("ascii") != tail[{head_end}:{digest_end}]:
+        sys.stderr.write("%s: refusing to run: the archive does not match its digest"
+                         " (damaged)\\n" % name)
+        sys.exit(1)
+    if _SIGNED_BY:
+        import binascii
+        try:
+            signature = binascii.a2b_base64(tail[-88:])
+        except (binascii.Error, ValueError):
+            signature = b""
+        if not ed25519_valid(bytes.fromhex(_SIGNED_BY), signature,
+                             tail[22:{digest_end}]):
+            sys.stderr.write("%s: refusing to run: it is not signed by the key it was"
+                             " built to require\\n" % name)
+            sys.exit(1)
+
+
 _have = tuple(sys.version_info[:3])
 if not python_supported([(">=", {floor!r}, False)], _have):
     _packer_refuse(">={floor_text} (packer's runtime)")
 if not python_supported(_CLAUSES, _have):
     _packer_refuse(_REQUIRES)
+if {verify!r} or __import__("os").environ.get("PACKER_VERIFY", "") not in ("", "0"):
+    _packer_verify()
 
 import {runtime}  # noqa: E402
 
@@ -51,18 +105,30 @@ def render_stub(
     entry: str,
     requires_python: str | None,
     clauses: tuple[Clause, ...],
-    config: dict[str, Any] | None = None,
+    config: RuntimeConfig | None = None,
 ) -> str:
     """The source of ``__main__.py`` for an archive with this entry point and requirement."""
+    config = config or RuntimeConfig()
+    tail = END.size + SEAL_SIZE
     return _TEMPLATE.format(
+        tail=tail,
+        comment_length=SEAL_SIZE.to_bytes(2, "little"),
+        head=SEAL_HEAD,
+        head_end=END.size + len(SEAL_HEAD),
+        digest_end=END.size + len(SEAL_HEAD) + 64,
+        after_head=SEAL_SIZE - len(SEAL_HEAD),
+        sig=SEAL_SIG,
+        verify=config.verify,
         version=__version__,
         requires=requires_python or "",
         clauses=[clause.as_literal() for clause in clauses],
         gate=inspect.getsource(gate.python_supported),
+        ed25519=inspect.getsource(ed25519.ed25519_valid) if config.signed_by else "",
+        signed_by=config.signed_by,
         floor=RUNTIME_FLOOR,
         floor_text=".".join(map(str, RUNTIME_FLOOR)),
         runtime=RUNTIME_PACKAGE,
         kind=entry_kind,
         entry=entry,
-        config=config or {},
+        config=config.to_dict(),
     )

@@ -1,5 +1,5 @@
 """A deterministic zip writer: members are prepared (hashed, compressed) in parallel, written in
-order, with fixed timestamps and normalised permissions, and a digest of the body in the comment.
+order, with fixed timestamps and normalised permissions, and the format-2 seal in the comment.
 
 ``zipfile.ZipFile`` cannot take data that was compressed elsewhere, so this writes the records
 itself (APPNOTE 6.3.x: local headers, central directory, zip64 where sizes need it).
@@ -12,27 +12,51 @@ import stat
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
-__all__ = ["DIR_MODE", "EXEC_MODE", "FILE_MODE", "Member", "ZipWriter", "dos_datetime", "prepare"]
+from ._runtime.format import (
+    CENTRAL,
+    CENTRAL_SIG,
+    DEFLATED,
+    END,
+    END64,
+    END64_SIG,
+    END_SIG,
+    LOCAL,
+    LOCAL_SIG,
+    LOCATOR64,
+    LOCATOR64_SIG,
+    MADE_BY,
+    MAX16,
+    MAX32,
+    SEAL_HEAD,
+    SEAL_SIG,
+    SEAL_SIZE,
+    STORED,
+    UTF8_FLAG,
+    seal_comment,
+)
 
-DEFLATED = 8
-STORED = 0
+__all__ = [
+    "DEFLATED",
+    "DIR_MODE",
+    "EXEC_MODE",
+    "FILE_MODE",
+    "STORED",
+    "Member",
+    "ZipWriter",
+    "directory",
+    "dos_datetime",
+    "prepare",
+    "shebang_line",
+]
+
 FILE_MODE = stat.S_IFREG | 0o644
 EXEC_MODE = stat.S_IFREG | 0o755
 DIR_MODE = stat.S_IFDIR | 0o755
 
-_LOCAL = struct.Struct("<4s5H3L2H")
-_CENTRAL = struct.Struct("<4s6H3L5H2L")
-_END = struct.Struct("<4s4H2L")  # without the comment length, which the digest leaves out
-_END64 = struct.Struct("<4sQ2H2L4Q")
-_LOCATOR64 = struct.Struct("<4sLQL")
-_MAX32 = 0xFFFFFFFF
-_MAX16 = 0xFFFF
-_MADE_BY = (3 << 8) | 20  # Unix, spec 2.0
-_UTF8_FLAG = 0x800
 _MSDOS_DIR = 0x10
 
 
@@ -47,10 +71,16 @@ class Member:
     size: int
     sha256: str
     mode: int
+    #: The payload's length; given when the payload is streamed (see ZipWriter.add_stream).
+    stream_size: int | None = None
 
     @property
     def is_dir(self) -> bool:
         return self.name.endswith("/")
+
+    @property
+    def packed(self) -> int:
+        return len(self.payload) if self.stream_size is None else self.stream_size
 
 
 def prepare(name: str, data: bytes, mode: int, level: int | None) -> Member:
@@ -75,6 +105,21 @@ def directory(name: str) -> Member:
     return Member(name, b"", STORED, 0, 0, "", DIR_MODE)
 
 
+def shebang_line(interpreter: str) -> bytes:
+    """``#!interpreter`` and a newline; refuses what would not be one line Linux honours."""
+    from ._runtime.format import MAX_SHEBANG
+    from .errors import ConfigError
+
+    text = interpreter.strip()
+    line = b"#!" + text.encode("utf-8") + b"\n"
+    if not text or any(c in text for c in "\n\r\0") or len(line) > MAX_SHEBANG:
+        raise ConfigError(
+            f"interpreter {interpreter!r}: must be one non-empty line of at most "
+            f"{MAX_SHEBANG - 3} bytes"
+        )
+    return line
+
+
 def dos_datetime(epoch: int) -> tuple[int, int]:
     """(time, date) in MS-DOS format for *epoch*, clamped to the range zip can hold, in UTC."""
     t = time.gmtime(min(max(epoch, 315532800), 4354819198))  # 1980-01-01 .. 2107-12-31
@@ -84,26 +129,26 @@ def dos_datetime(epoch: int) -> tuple[int, int]:
     )
 
 
-@dataclass
-class _Written:
-    member: Member
-    offset: int
-
-
 class ZipWriter:
     """Writes a prefix (the shebang line) and members to *fp*, hashing everything it writes.
 
     Offsets are from the start of the file, prefix included, so ``unzip`` sees no extra bytes
-    and zipimport needs no adjustment.
+    and zipimport needs no adjustment. Only each member's central-directory record is kept,
+    never its payload, so memory does not grow with the archive.
     """
 
     def __init__(self, fp: IO[bytes], prefix: bytes, epoch: int) -> None:
         self._fp = fp
         self._hash = hashlib.sha256()
         self._offset = 0
-        self._written: list[_Written] = []
+        self._central: list[tuple[str, bytes]] = []
         self._time, self._date = dos_datetime(epoch)
         self._write(prefix)
+
+    @property
+    def count(self) -> int:
+        """Members written so far."""
+        return len(self._central)
 
     def _write(self, data: bytes) -> None:
         self._fp.write(data)
@@ -113,85 +158,90 @@ class ZipWriter:
     def add(self, member: Member) -> None:
         """Write one member's local header and payload."""
         name = member.name.encode("utf-8")
-        flags = _UTF8_FLAG if not member.name.isascii() else 0
+        flags = UTF8_FLAG if not member.name.isascii() else 0
         extra = b""
         size, packed = member.size, len(member.payload)
         needed = 20
-        if size >= _MAX32 or packed >= _MAX32:
+        if size >= MAX32 or packed >= MAX32:
             extra = struct.pack("<2H2Q", 1, 16, size, packed)
-            size = packed = _MAX32
+            size = packed = MAX32
             needed = 45
-        header = _LOCAL.pack(
-            b"PK\x03\x04", needed, flags, member.method, self._time, self._date,
+        header = LOCAL.pack(
+            LOCAL_SIG, needed, flags, member.method, self._time, self._date,
             member.crc, packed, size, len(name), len(extra),
         )  # fmt: skip
-        self._written.append(_Written(member, self._offset))
+        self._central.append((member.name, self._record(member, self._offset)))
         self._write(header + name + extra)
         self._write(member.payload)
 
-    def finish(self, comment: Callable[[str], bytes]) -> str:
+    def add_stream(self, member: Member, chunks: Iterable[bytes]) -> None:
+        """Write a member whose (already compressed) payload comes in *chunks*; *member*
+        gives its header fields, with an empty payload and ``packed`` set."""
+        name = member.name.encode("utf-8")
+        flags = UTF8_FLAG if not member.name.isascii() else 0
+        if member.size >= MAX32 or member.packed >= MAX32:
+            raise ValueError("members of 4 GiB or more are not copied")
+        header = LOCAL.pack(
+            LOCAL_SIG, 20, flags, member.method, self._time, self._date,
+            member.crc, member.packed, member.size, len(name), 0,
+        )  # fmt: skip
+        self._central.append((member.name, self._record(member, self._offset)))
+        self._write(header + name)
+        written = 0
+        for chunk in chunks:
+            self._write(chunk)
+            written += len(chunk)
+        if written != member.packed:
+            raise ValueError(f"{member.name}: {written} bytes, not {member.packed}")
+
+    def finish(self, sign: Callable[[str], str | None] | None = None, *, seal: bool = True) -> str:
         """Write the central directory (sorted by name) and end records; return the digest.
 
-        *comment* turns the body digest into the zip comment.
+        With *seal*, the comment is the format-2 seal: the digest of every byte but its own
+        digits and the signature, which *sign* (given the digest) may supply.
         """
         start = self._offset
-        for item in sorted(self._written, key=lambda w: w.member.name):
-            self._write(self._central(item))
+        self._central.sort(key=lambda item: item[0])
+        for _name, record in self._central:
+            self._write(record)
         size = self._offset - start
-        count = len(self._written)
-        if count >= _MAX16 or start >= _MAX32 or size >= _MAX32:
+        count = len(self._central)
+        if count >= MAX16 or start >= MAX32 or size >= MAX32:
             end64 = self._offset
-            self._write(
-                _END64.pack(b"PK\x06\x06", 44, _MADE_BY, 45, 0, 0, count, count, size, start)
-            )
-            self._write(_LOCATOR64.pack(b"PK\x06\x07", 0, end64, 1))
-            count, size, start = min(count, _MAX16), min(size, _MAX32), min(start, _MAX32)
-        self._write(_END.pack(b"PK\x05\x06", 0, 0, count, count, size, start))
+            self._write(END64.pack(END64_SIG, 44, MADE_BY, 45, 0, 0, count, count, size, start))
+            self._write(LOCATOR64.pack(LOCATOR64_SIG, 0, end64, 1))
+            # Saturated, so that a reader without zip64 refuses the file instead of reading
+            # another directory.
+            count, size, start = MAX16, MAX32, MAX32
+        comment_size = SEAL_SIZE if seal else 0
+        self._write(END.pack(END_SIG, 0, 0, count, count, size, start, comment_size))
+        if not seal:
+            return self._hash.hexdigest()
+        self._hash.update(SEAL_HEAD)
+        self._hash.update(SEAL_SIG)
         digest = self._hash.hexdigest()
-        text = comment(digest)
-        if len(text) > _MAX16:
-            raise ValueError("zip comment too long")
-        self._fp.write(struct.pack("<H", len(text)) + text)
+        self._fp.write(seal_comment(digest, sign(digest) if sign is not None else None))
         return digest
 
-    def _central(self, item: _Written) -> bytes:
-        member = item.member
+    def _record(self, member: Member, offset: int) -> bytes:
         name = member.name.encode("utf-8")
-        flags = _UTF8_FLAG if not member.name.isascii() else 0
-        size, packed, offset = member.size, len(member.payload), item.offset
+        flags = UTF8_FLAG if not member.name.isascii() else 0
+        size, packed = member.size, member.packed
         fields: list[int] = []
-        if size >= _MAX32:
+        if size >= MAX32:
             fields.append(size)
-            size = _MAX32
-        if packed >= _MAX32:
+            size = MAX32
+        if packed >= MAX32:
             fields.append(packed)
-            packed = _MAX32
-        if offset >= _MAX32:
+            packed = MAX32
+        if offset >= MAX32:
             fields.append(offset)
-            offset = _MAX32
+            offset = MAX32
         extra = struct.pack(f"<2H{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
         needed = 45 if fields else 20
         external = (member.mode & 0xFFFF) << 16 | (_MSDOS_DIR if member.is_dir else 0)
-        return (
-            _CENTRAL.pack(
-                b"PK\x01\x02",
-                _MADE_BY,
-                needed,
-                flags,
-                member.method,
-                self._time,
-                self._date,
-                member.crc,
-                packed,
-                size,
-                len(name),
-                len(extra),
-                0,
-                0,
-                0,
-                external,
-                offset,
-            )
-            + name
-            + extra
-        )
+        record = CENTRAL.pack(
+            CENTRAL_SIG, MADE_BY, needed, flags, member.method, self._time, self._date,
+            member.crc, packed, size, len(name), len(extra), 0, 0, 0, external, offset,
+        )  # fmt: skip
+        return record + name + extra

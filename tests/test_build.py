@@ -17,8 +17,7 @@ import pytest
 from helpers import packer_cli, write_tree
 
 import packer
-from packer._runtime.archive import body_digest, read_end_record
-from packer._runtime.layout import MANIFEST_NAME
+from packer._runtime.format import MANIFEST_NAME, open_archive
 
 APP = {
     "pkg/__init__.py": "",
@@ -48,10 +47,11 @@ def test_build_packs_project_files_runtime_stub_and_manifest(
         "pkg/cli.pyc",
         "pkg/data/table.txt",
         "tool.sh",
-        "pkg/",
         "pkg/data/",
     ):
         assert expected in names
+    # A package is found through its __init__.py: its folder entry would be dead weight.
+    assert "pkg/" not in names and "_packer_runtime/" not in names
     assert names == sorted(names), "central directory is sorted"
     assert len(names) == len(set(names))
     assert result.members == len([n for n in names if not n.endswith("/")])
@@ -74,7 +74,7 @@ def test_manifest_records_every_member_with_hash_and_size(
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "size": len(data),
             }
-    assert manifest["format"] == 1
+    assert manifest["format"] == 2
     assert manifest["entry"] == {"kind": "callable", "value": "pkg.cli:main"}
     assert manifest["interpreter"] == "/usr/bin/env python3"
     assert manifest["requires_python"] == ">=3.9"
@@ -86,18 +86,18 @@ def test_manifest_records_every_member_with_hash_and_size(
 def test_digest_in_comment_covers_the_body(make_tree: Callable[..., Path], tmp_path: Path) -> None:
     src = make_tree(APP)
     result = packer.build(src, tmp_path / "app.pyz", entry="pkg.cli:main")
-    with result.output.open("rb") as fp:
-        end = read_end_record(fp)
-        assert end.fields["sha256"] == result.digest == body_digest(fp, end)
+    with open_archive(str(result.output)) as archive:
+        assert archive.layout.seal is not None
+        assert archive.layout.seal.digest == result.digest == archive.digest()
     # Flip one byte inside a member: the recorded digest no longer matches.
     data = bytearray(result.output.read_bytes())
     where = data.index(b"one\ntwo") if b"one\ntwo" in data else len(data) // 2
     data[where] ^= 0xFF
     broken = tmp_path / "broken.pyz"
     broken.write_bytes(bytes(data))
-    with broken.open("rb") as fp:
-        end = read_end_record(fp)
-        assert body_digest(fp, end) != end.fields["sha256"]
+    with open_archive(str(broken)) as archive:
+        assert archive.layout.seal is not None
+        assert archive.digest() != archive.layout.seal.digest
 
 
 def test_bytecode_is_hash_based_unchecked_for_this_interpreter(
@@ -154,7 +154,7 @@ def test_permissions_and_timestamps_are_normalised(
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     assert modes["tool.sh"] == stat.S_IFREG | 0o755
     assert modes["pkg/cli.py"] == stat.S_IFREG | 0o644
-    assert modes["pkg/"] == stat.S_IFDIR | 0o755
+    assert modes["pkg/data/"] == stat.S_IFDIR | 0o755
 
 
 def test_source_date_epoch_sets_the_recorded_time(

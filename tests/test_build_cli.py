@@ -313,12 +313,65 @@ def test_bad_config_key_names_the_key(app: Path, outdir: Path) -> None:
     assert list(outdir.iterdir()) == []
 
 
-def test_bad_source_date_epoch(app: Path, outdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+@pytest.mark.parametrize("value", ["yesterday", "1e20", str(10**20), "-5"])
+def test_bad_source_date_epoch(
+    app: Path, outdir: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
     assert_refused(
         *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"), "SOURCE_DATE_EPOCH"
     )
     assert list(outdir.iterdir()) == []
+
+
+def test_a_sign_key_that_is_a_folder_is_refused_before_building(
+    app: Path, outdir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("cryptography")
+    (tmp_path / "keys").mkdir()
+    assert_refused(
+        *invoke(
+            "build",
+            app,
+            "-o",
+            outdir / "a.pyz",
+            "-m",
+            "pkg.cli:main",
+            "--sign-key",
+            tmp_path / "keys",
+        ),
+        "is a folder, not a key file",
+    )
+    assert list(outdir.iterdir()) == []
+
+
+def test_an_ignored_file_inside_the_source_is_never_overwritten(app: Path) -> None:
+    (app / ".gitignore").write_text("secrets.env\n")
+    (app / "secrets.env").write_text("TOKEN=1\n")
+    assert_refused(
+        *invoke("build", app, "-o", app / "secrets.env", "-m", "pkg.cli:main"),
+        "is not an archive packer wrote; not overwritten",
+    )
+    assert (app / "secrets.env").read_text() == "TOKEN=1\n"
+    # An archive packer wrote there before is replaced, as a rebuild should.
+    (app / ".gitignore").write_text("secrets.env\napp.pyz\n")
+    for _ in range(2):
+        code, _, stderr = invoke("build", app, "-o", app / "app.pyz", "-m", "pkg.cli:main")
+        assert code == 0, stderr
+
+
+def test_temporary_files_of_a_killed_build_are_removed(app: Path, outdir: Path) -> None:
+    import fcntl
+
+    stale = outdir / ".a.pyz.abc123.tmp"
+    stale.write_bytes(b"half an archive")
+    live = outdir / ".a.pyz.def456.tmp"  # a build still writing: it holds the lock
+    live.write_bytes(b"being written")
+    with live.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        code, _, stderr = invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main")
+        assert code == 0, stderr
+        assert sorted(p.name for p in outdir.iterdir()) == [live.name, "a.pyz"]
 
 
 def test_bad_flag_is_a_usage_error(app: Path) -> None:

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,9 +22,12 @@ from helpers import (
     run,
     write_tree,
 )
+from rawzip import packer_like
 from wheels import GREET_ENTRY_POINTS, GREET_FILES, make_wheel
 
+import packer
 from packer._runtime import cache as native_cache
+from packer._runtime.format import NativeDist, native_key, open_archive
 from packer.cli import main as cli_main
 
 APP = {
@@ -209,18 +211,22 @@ def test_an_entry_another_run_finished_meanwhile_is_kept(tmp_path: Path) -> None
     # starts extracting; another finishes first, and a third is already running from it.
     # The first must keep that entry, not take it for a broken one and replace it.
     archive = tmp_path / "demo.pyz"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("_packer/native/demo-1.0/demo.txt", "native code")
-    dist = {"name": "demo", "version": "1.0", "key": "0" * 64,
-            "prefix": "_packer/native/demo-1.0/"}  # fmt: skip
+    archive.write_bytes(packer_like({"_packer/native/demo-1.0/demo.txt": b"native code"}))
+    prefix = "_packer/native/demo-1.0/"
+    with open_archive(str(archive)) as opened:
+        manifest = opened.manifest()
+    assert manifest is not None
+    dist = NativeDist("demo", "1.0", native_key(prefix, manifest.members), prefix)
     root = tmp_path / "cache"
-    final = root / native_cache.entry_name(dist)
-    native_cache._extract(str(archive), str(root), str(final), dist)  # the other run's
+    final = root / dist.entry_name
+    source = native_cache._Source(str(archive))
+    native_cache._extract(source, str(root), str(final), dist)  # the other run's
     with (final / "demo.txt").open("rb") as in_use:  # the third run's
-        native_cache._extract(str(archive), str(root), str(final), dist)  # the first run's
+        native_cache._extract(source, str(root), str(final), dist)  # the first run's
         used = os.fstat(in_use.fileno())
         assert used.st_nlink == 1, "a finished entry was thrown away"
         assert os.path.samestat(used, (final / "demo.txt").stat())
+    source.close()
     assert (final / native_cache.MARKER).is_file()
     assert (final / "demo.txt").read_text() == "native code"
     assert entries(root) == [final.name]  # no temporary folder left behind
@@ -581,3 +587,139 @@ def test_optional_native_must_name_a_bundled_distribution(wheelhouse: Path, tmp_
         proc.stderr == "packer: --optional-native uvloop: no bundled distribution has that name\n"
     )
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "src"]
+
+
+# --- a cache that is what the archive says -------------------------------------------------
+
+
+def _tamper(entry: Path) -> Path:
+    init = entry / "msgpack" / "__init__.py"
+    init.write_text("raise SystemExit('TAMPERED')\n")
+    # Its bytecode is unchecked (never compared with the source): change it too.
+    for pyc in (entry / "msgpack" / "__pycache__").glob("__init__.*.pyc"):
+        pyc.unlink()
+    return init
+
+
+def test_a_changed_cache_entry_is_caught_by_verify_on_start(app_pyz: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert run_app(app_pyz, cache=cache).returncode == 0
+    (entry,) = entries(cache)
+    _tamper(cache / entry)
+    # A warm start trusts an entry that only this user can write: one stat, no hashing.
+    assert "TAMPERED" in run_app(app_pyz, cache=cache).stderr
+    proc = run_app(app_pyz, cache=cache, PACKER_VERIFY="1")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ext"] == "msgpack._cmsgpack"
+    assert proc.stderr.count("\n") == 1 and "does not match the archive" in proc.stderr
+    # Repaired for good: the next plain start runs the archive's code again.
+    assert run_app(app_pyz, cache=cache).returncode == 0
+    assert entries(cache) == [entry]
+
+
+def test_an_extra_file_planted_in_an_entry_is_caught_by_verify_on_start(
+    app_pyz: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    assert run_app(app_pyz, cache=cache).returncode == 0
+    (entry,) = entries(cache)
+    (cache / entry / "sitecustomize.py").write_text("print('planted')\n")
+    proc = run_app(app_pyz, cache=cache, PACKER_VERIFY="1")
+    assert proc.returncode == 0 and "does not match the archive" in proc.stderr
+    assert not (cache / entry / "sitecustomize.py").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another user")
+def test_a_cache_entry_planted_by_another_user_is_never_loaded(
+    app_pyz: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    assert run_app(app_pyz, cache=cache).returncode == 0
+    (entry,) = entries(cache)
+    _tamper(cache / entry)
+    os.chown(cache / entry, 4242, 4242)  # as if another user had made it first
+    proc = run([app_pyz], env=clean_env(PACKER_CACHE=str(cache), TMPDIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ext"] == "msgpack._cmsgpack"
+    assert "not this user's alone" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_shared_cache_root_is_refused(app_pyz: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: anyone may plant an entry there
+    proc = run([app_pyz], env=clean_env(PACKER_CACHE=str(shared), TMPDIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    assert "only it can write" in proc.stderr, proc.stderr
+    assert entries(shared) == []
+
+
+def test_prune_keeps_an_extraction_in_progress(tmp_path: Path) -> None:
+    import fcntl
+
+    cache = tmp_path / "cache"
+    busy = cache / ".tmp-demo-1.0-0123456789abcdef-x"
+    busy.mkdir(parents=True)
+    lock = os.open(busy / native_cache.LOCK, os.O_WRONLY | os.O_CREAT, 0o644)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    fresh = cache / ".tmp-demo-1.0-0123456789abcdef-y"  # just made, no lock file yet
+    fresh.mkdir()
+    dead = cache / ".tmp-demo-1.0-0123456789abcdef-z"  # its extractor died long ago
+    dead.mkdir()
+    os.utime(dead, (1, 1))
+    try:
+        prune = CliRunner().invoke(
+            cli_main, ["cache", "prune", "--all"], env={"PACKER_CACHE": str(cache)}
+        )
+        assert prune.exit_code == 0, prune.output
+        assert entries(cache) == sorted([busy.name, fresh.name])
+    finally:
+        os.close(lock)
+    prune = CliRunner().invoke(
+        cli_main, ["cache", "prune", "--all"], env={"PACKER_CACHE": str(cache)}
+    )
+    assert entries(cache) == [fresh.name]
+
+
+def test_the_cache_root_is_always_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pwd
+
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    monkeypatch.delenv("PACKER_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    for value in (None, "", "relative/home"):
+        if value is None:
+            monkeypatch.delenv("HOME", raising=False)
+        else:
+            monkeypatch.setenv("HOME", value)
+        assert native_cache.cache_root() == os.path.join(home, ".cache", "packer")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    assert os.path.isabs(native_cache.cache_root())
+    monkeypatch.setenv("PACKER_CACHE", "rel/cache")
+    assert native_cache.cache_root() == os.path.abspath("rel/cache")
+
+
+def test_no_room_anywhere_is_one_line(
+    app_pyz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import tempfile
+
+    from packer._runtime.format import open_archive as opener
+
+    with opener(str(app_pyz)) as opened:
+        manifest = opened.manifest()
+    assert manifest is not None
+    natives = manifest.runtime.native
+
+    def full(*args: object, **kwargs: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file")
+    monkeypatch.setenv("PACKER_CACHE", str(blocker))
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(blocker))
+    with pytest.raises(packer.ArchiveError, match="No space left on device") as caught:
+        native_cache.ensure_extracted(str(app_pyz), natives, lambda message: None)
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("app.pyz: ")

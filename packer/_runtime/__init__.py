@@ -12,6 +12,7 @@ import sys
 
 from .environment import Environment, activate, deactivate, mount, read_config
 from .errors import ArchiveError, PackerError
+from .format import RuntimeConfig
 from .launch import call_entry, run_module_as_main
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
@@ -42,11 +43,9 @@ def main(
         from .report import tools_main
 
         sys.exit(tools_main(archive, sys.argv[1:]))
-    config = config or {}
-    if config.get("verify") or os.environ.get("PACKER_VERIFY", "") not in ("", "0"):
-        _verify_on_start(archive)
+    # The stub has already checked the digest when asked to (before importing this).
     try:
-        activate(archive, config)
+        activate(archive, RuntimeConfig.from_dict(config or {}, os.path.basename(archive)))
     except ArchiveError as error:
         sys.exit(str(error))
     if os.environ.get("PACKER_INTERPRETER", "") not in ("", "0"):
@@ -70,25 +69,3 @@ def _print_exception(kind, value, tb):  # type: ignore[no-untyped-def]
     import traceback
 
     traceback.print_exception(kind, value, tb)
-
-
-def _verify_on_start(archive: str) -> None:
-    """Refuse to run an archive whose body no longer matches its recorded digest.
-
-    This detects corruption. It cannot stop tampering by itself: whoever can change the
-    archive can change this check too; a signature checked by a trusted tool can.
-    """
-    from .archive import body_digest, read_end_record
-
-    name = os.path.basename(archive)
-    try:
-        with open(archive, "rb") as fp:
-            end = read_end_record(fp, name)
-            recorded = end.fields.get("sha256")
-            actual = body_digest(fp, end) if recorded else None
-    except (OSError, ArchiveError) as exc:
-        sys.exit("%s: refusing to run: cannot check the archive: %s" % (name, exc))
-    if recorded is None:
-        sys.exit("%s: refusing to run: the archive records no digest to check" % name)
-    if actual != recorded:
-        sys.exit("%s: refusing to run: the archive does not match its digest (damaged)" % name)

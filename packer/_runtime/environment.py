@@ -12,8 +12,8 @@ import sys
 
 from . import cache
 from .errors import ArchiveError
+from .format import NativeDist, RuntimeConfig
 from .importer import install as install_importer
-from .layout import MANIFEST_NAME
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
@@ -49,10 +49,14 @@ class Environment:
 
 
 def activate(
-    archive: str, config: Dict[str, Any], warn: Optional[Callable[[str], None]] = None
+    archive: str, config: RuntimeConfig, warn: Optional[Callable[[str], None]] = None
 ) -> Environment:
     """Put the archive's code on ``sys.path`` (after the archive itself) and its metadata in
-    reach of ``importlib.metadata``; extract native code first if it has any."""
+    reach of ``importlib.metadata``; extract native code first if it has any.
+
+    When the archive checks itself at start (``--verify-on-start``, ``PACKER_VERIFY=1``),
+    native code already in the cache is checked against the manifest too.
+    """
     archive = os.path.abspath(archive)
     env = Environment(archive)
     natives, unusable = _native_fits(archive, config)
@@ -60,18 +64,19 @@ def activate(
     paths = []
     if archive not in sys.path:
         paths.append(archive)
-    paths += cache.ensure_extracted(archive, natives, warn or _warn_stderr(archive))
+    check = config.verify or os.environ.get("PACKER_VERIFY", "") not in ("", "0")
+    paths += cache.ensure_extracted(archive, natives, warn or _warn_stderr(archive), check)
     if unusable:
         # First on the meta path: an installed copy elsewhere must not stand in for it.
         env.unusable = _UnusableNative(unusable)
         sys.meta_path.insert(0, env.unusable)
-    site = config.get("site")
+    site = config.site
     if site:
         paths.append(archive + "/" + site)
     where = sys.path.index(archive) + 1 if archive in sys.path else 0
     sys.path[where:where] = paths
     env.paths = paths
-    dists = config.get("dists") or []
+    dists = config.dists
     if dists and site:
         env.finder = _MetadataFinder(archive, site, dists)
         # Ahead of the path finder, so the bundled version wins over one installed here,
@@ -81,7 +86,7 @@ def activate(
             len(sys.meta_path),
         )
         sys.meta_path.insert(where, env.finder)
-    for pth in config.get("pth", []):
+    for pth in config.pth:
         env.paths += _process_pth(archive, site, pth)
     return env
 
@@ -104,19 +109,15 @@ def deactivate(env: Environment) -> None:
         sys.path_importer_cache.pop(path, None)
 
 
-def read_config(archive: str) -> Dict[str, Any]:
-    """The runtime configuration the builder recorded in the archive's manifest."""
-    import json
-    import zipfile
+def read_config(archive: str) -> RuntimeConfig:
+    """The runtime configuration the builder recorded in the archive's manifest, checked."""
+    from .format import MANIFEST_NAME, open_archive
 
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            manifest = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
-    except KeyError:
-        raise ArchiveError("%s: not a packer archive (no %s)" % (archive, MANIFEST_NAME)) from None
-    except (OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise ArchiveError("%s: cannot read the archive: %s" % (archive, exc)) from None
-    return manifest.get("runtime") or {}
+    with open_archive(archive) as opened:
+        manifest = opened.manifest()
+    if manifest is None:
+        raise ArchiveError("%s: not a packer archive (no %s)" % (archive, MANIFEST_NAME))
+    return manifest.runtime
 
 
 def mount(archive: str) -> Environment:
@@ -128,32 +129,29 @@ def mount(archive: str) -> Environment:
     return activate(archive, read_config(archive))
 
 
-def _native_fits(
-    archive: str, config: Dict[str, Any]
-) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:
+def _native_fits(archive: str, config: RuntimeConfig) -> Tuple[List[NativeDist], Dict[str, str]]:
     """The native distributions this interpreter can load, and why the others cannot, by
     the top-level names they provide. One that is not optional and does not fit refuses
     the archive (ArchiveError)."""
-    natives = config.get("native") or []
-    usable: List[Dict[str, Any]] = []
+    usable: List[NativeDist] = []
     unusable: Dict[str, str] = {}
     here = "cp%d%d" % sys.version_info[:2]
-    for dist in natives:
-        tags = dist.get("tags") or []
+    for dist in config.native:
+        tags = dist.tags
         if not tags or any(_tag_fits(tag, here) for tag in tags):
             usable.append(dist)
             continue
         reason = "%s: %s %s has native code for %s; this is Python %s (%s)" % (
             os.path.basename(archive),
-            dist["name"],
-            dist["version"],
+            dist.name,
+            dist.version,
             ", ".join(sorted({t.split("-")[0] for t in tags})),
             sys.version.split()[0],
             sys.executable,
         )
-        if not dist.get("optional"):
+        if not dist.optional:
             raise ArchiveError(reason)
-        for name in dist.get("top") or []:
+        for name in dist.top:
             unusable[name] = reason
     return usable, unusable
 
@@ -234,7 +232,7 @@ class _MetadataFinder:
     Its path-based finder cannot look inside a folder of a zip file, only at a zip's top.
     """
 
-    def __init__(self, archive: str, site: str, dists: List[List[str]]) -> None:
+    def __init__(self, archive: str, site: str, dists: List[Tuple[str, ...]]) -> None:
         self.archive = archive
         self.site = site
         self.dists = [(_normalize(name), info) for name, _version, info in dists]

@@ -17,12 +17,34 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Sequence
 
-__all__ = ["DIGEST_NOTE", "human_size", "info_lines", "list_lines", "tools_main", "verify_lines"]
+__all__ = [
+    "DIGEST_NOTE",
+    "TOOLS_NOTE",
+    "human_size",
+    "info_lines",
+    "list_lines",
+    "printable",
+    "tools_main",
+    "verify_lines",
+]
 
 DIGEST_NOTE = (
     "note: a digest detects corruption; only a signature checked against a key you trust "
     "says who made an archive"
 )
+TOOLS_NOTE = (
+    "note: these tools are the archive's own code, so they cannot vouch for it; "
+    "check it with an installed packer: packer verify ARCHIVE --key KEY.pub"
+)
+
+
+def printable(value: Any) -> str:
+    """*value* as text safe for a terminal: control characters and escape sequences, which
+    an archive's names and manifest may hold, are shown escaped (``\\x1b``)."""
+    text = "%s" % (value,)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def human_size(n: int) -> str:
@@ -40,6 +62,7 @@ def info_lines(data: Dict[str, Any]) -> List[str]:
     digest = data.get("digest") or {}
     lines = [
         "archive: %s" % data["path"],
+        "format: %s" % (data.get("format") or "-"),
         "kind: %s" % data["kind"],
         "interpreter: %s" % (data.get("interpreter") or "(no shebang)"),
         "entry point: %s" % (data.get("entry_point") or "-"),
@@ -71,18 +94,30 @@ def info_lines(data: Dict[str, Any]) -> List[str]:
     else:
         lines.append("distributions: -")
     lines.append("native: %s" % (", ".join(data.get("native") or []) or "-"))
-    return lines
+    lines += ["note: %s" % note for note in data.get("notes") or []]
+    return [printable(line) for line in lines]
 
 
 def list_lines(rows: Sequence[Dict[str, Any]], long: bool = False, tree: bool = False) -> List[str]:
-    """``list`` as text: names; with *long* sizes, modes and methods; with *tree* indented."""
+    """``list`` as text: names; with *long* sizes, modes and methods; with *tree* indented,
+    with every folder shown (archives hold folder entries only where they are needed)."""
     lines = []
+    shown = set()
     for row in rows:
         name = row["name"]
         if tree:
-            depth = name.rstrip("/").count("/")
-            label = name.rstrip("/").split("/")[-1] + ("/" if row["kind"] == "dir" else "")
-            name = "  " * depth + label
+            parts = name.rstrip("/").split("/")
+            for depth in range(len(parts) - 1):
+                folder = "/".join(parts[: depth + 1]) + "/"
+                if folder not in shown:
+                    shown.add(folder)
+                    lines.append("  " * depth + parts[depth] + "/")
+            if row["kind"] == "dir":
+                if name in shown:
+                    continue
+                shown.add(name)
+            label = parts[-1] + ("/" if row["kind"] == "dir" else "")
+            name = "  " * (len(parts) - 1) + label
         if long:
             lines.append(
                 "%s %10d %10d %-8s %s"
@@ -90,7 +125,7 @@ def list_lines(rows: Sequence[Dict[str, Any]], long: bool = False, tree: bool = 
             )
         else:
             lines.append(name)
-    return lines
+    return [printable(line) for line in lines]
 
 
 def verify_lines(problems: Sequence[str], facts: Dict[str, Any], path: str) -> List[str]:
@@ -99,14 +134,21 @@ def verify_lines(problems: Sequence[str], facts: Dict[str, Any], path: str) -> L
         lines.append(
             "%s: FAILED, %d problem%s" % (path, len(problems), "" if len(problems) == 1 else "s")
         )
-    else:
+    elif facts.get("digest") == "ok":
         signature = ", signature %s" % facts["signature"] if facts.get("signature") else ""
         lines = [
-            "%s: OK (%s archive, %d members checked, digest %s%s)"
-            % (path, facts["kind"], facts["members_checked"], facts["digest"], signature)
+            "%s: OK (%s archive, format %s, %d members checked, digest %s%s)"
+            % (path, facts["kind"], facts.get("format"), facts["members_checked"],
+               facts["digest"], signature)
+        ]  # fmt: skip
+    else:
+        lines = [
+            "%s: readable, not verified (%s archive, %d members' CRCs checked, no digest)"
+            % (path, facts["kind"], facts["members_checked"])
         ]
+    lines += ["note: %s" % note for note in facts.get("notes") or []]
     lines.append(DIGEST_NOTE)
-    return lines
+    return [printable(line) for line in lines]
 
 
 _USAGE = (
@@ -150,6 +192,7 @@ def tools_main(archive: str, argv: Sequence[str]) -> int:
                 _out(list_lines(rows, "--long" in flags, "--tree" in flags))
         elif command == "verify":
             problems, facts = verify(archive)
+            facts["notes"].append(TOOLS_NOTE[len("note: ") :])
             if "--json" in flags:
                 _out([json.dumps({"ok": not problems, "problems": problems, **facts}, indent=2)])
             else:
