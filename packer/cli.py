@@ -311,7 +311,10 @@ def list_command(
 ) -> None:
     """List the members of ARCHIVE."""
     with _errors():
-        rows = toolbox.list_members(str(archive), _limits(max_members, max_size, max_ratio))
+        notes: list[str] = []
+        rows = toolbox.list_members(str(archive), _limits(max_members, max_size, max_ratio), notes)
+    for note in notes:
+        click.echo(f"packer: note: {note}", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -381,10 +384,18 @@ def extract(
     Names that would land outside DEST are refused before anything is written; existing
     files are kept unless --overwrite.
     """
+    notes: list[str] = []
     with _errors():
         written = toolbox.extract(
-            str(archive), str(dest), members, overwrite, _limits(max_members, max_size, max_ratio)
+            str(archive),
+            str(dest),
+            members,
+            overwrite,
+            _limits(max_members, max_size, max_ratio),
+            notes,
         )
+    for note in notes:
+        click.echo(f"packer: note: {note}", err=True)
     click.echo(f"extracted {len(written)} files to {dest}")
 
 

@@ -211,13 +211,14 @@ def _walk(
     selection: Selection,
     seen: set[Path],
 ) -> None:
-    rules.enter(selection.root, rel)
-    if rel and (folder / "pyvenv.cfg").is_file():
-        return  # a virtual environment: never part of an application
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         raise SourceError(f"{folder}: cannot list folder: {exc.strerror}") from None
+    # Listed first: an unreadable folder is reported as itself, not as its .gitignore.
+    if rel and any(e.name == "pyvenv.cfg" and e.is_file() for e in entries):
+        return  # a virtual environment: never part of an application
+    rules.enter(selection.root, rel)
     for entry in entries:
         name = entry.name
         try:

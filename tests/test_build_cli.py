@@ -108,10 +108,7 @@ def test_source_with_only_junk_is_empty(make_tree: Callable[..., Path], outdir: 
     assert list(outdir.iterdir()) == []
 
 
-def test_unreadable_file(app: Path, outdir: Path) -> None:
-    secret = app / "pkg" / "secret.txt"
-    secret.write_text("secret")
-    secret.chmod(0)
+def _build_as_a_user(app: Path, outdir: Path) -> tuple[int, str, str]:
     command: list[str] = [
         sys.executable,
         "-m",
@@ -134,7 +131,27 @@ def test_unreadable_file(app: Path, outdir: Path) -> None:
             *command,
         ]
     proc = run(command, env=clean_env(PYTHONPATH=str(REPO)))
-    assert_refused(proc.returncode, proc.stdout, proc.stderr, "secret.txt", "ermission denied")
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_unreadable_file(app: Path, outdir: Path) -> None:
+    secret = app / "pkg" / "secret.txt"
+    secret.write_text("secret")
+    secret.chmod(0)
+    assert_refused(*_build_as_a_user(app, outdir), "secret.txt", "ermission denied")
+    assert list(outdir.iterdir()) == []
+
+
+def test_unreadable_folder_is_named_as_itself(app: Path, outdir: Path) -> None:
+    locked = app / "pkg" / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        code, stdout, stderr = _build_as_a_user(app, outdir)
+    finally:
+        locked.chmod(0o755)
+    assert_refused(code, stdout, stderr, f"{locked}: cannot list folder", "ermission denied")
+    assert ".gitignore" not in stderr
     assert list(outdir.iterdir()) == []
 
 

@@ -56,17 +56,23 @@ def comment_carries_a_second_zip(genuine: bytes) -> bytes:
     return genuine[:pos] + end_record(count, cd_size, cd_offset, len(tail)) + tail
 
 
-def zip64_record_without_locator(genuine: bytes) -> bytes:
-    """A zip64 end record (and no locator) 76 bytes before the end record, hidden with the
-    forger's directory in the comment of the last central-directory record: zipfile and
-    zipimport before 3.13 read the genuine directory, zipimport 3.13 the forger's."""
+def _pieces(genuine: bytes) -> tuple[int, bytes, bytes, bytes, bytearray, int]:
+    """The genuine archive's entry count, members and central directory (with the offset of
+    its last record), and the forger's local records and directory to go after the members."""
     _pos, count, cd_size, cd_offset = _end(genuine)
     members = genuine[:cd_offset]
     evil = locals_and_directory(EVIL, start=len(members))
     evil_locals = evil.data[: evil.cd_offset - len(members)]
     evil_cd = evil.data[evil.cd_offset - len(members) :]
     directory = bytearray(genuine[cd_offset : cd_offset + cd_size])
-    last = directory.rfind(b"PK\x01\x02")
+    return count, members, evil_locals, evil_cd, directory, directory.rfind(b"PK\x01\x02")
+
+
+def zip64_record_without_locator(genuine: bytes) -> bytes:
+    """A zip64 end record (and no locator) 76 bytes before the end record, hidden with the
+    forger's directory in the comment of the last central-directory record: zipfile and
+    zipimport before 3.13 read the genuine directory, zipimport 3.13 the forger's."""
+    count, members, evil_locals, evil_cd, directory, last = _pieces(genuine)
     new_cd_at = len(members) + len(evil_locals)
     evil_cd_at = new_cd_at + len(directory)
     end64_at = evil_cd_at + len(evil_cd)
@@ -81,13 +87,7 @@ def zip64_that_old_readers_ignore(genuine: bytes) -> bytes:
     """Valid zip64 records give the genuine directory (zipfile, zipimport 3.13); the end
     record's own fields, which zipimport before 3.13 uses, give the forger's, hidden in the
     comment of the last genuine central-directory record."""
-    _pos, count, cd_size, cd_offset = _end(genuine)
-    members = genuine[:cd_offset]
-    evil = locals_and_directory(EVIL, start=len(members))
-    evil_locals = evil.data[: evil.cd_offset - len(members)]
-    evil_cd = evil.data[evil.cd_offset - len(members) :]
-    directory = bytearray(genuine[cd_offset : cd_offset + cd_size])
-    last = directory.rfind(b"PK\x01\x02")
+    count, members, evil_locals, evil_cd, directory, last = _pieces(genuine)
     struct.pack_into("<H", directory, last + 32, len(evil_cd))
     new_cd_at = len(members) + len(evil_locals)
     evil_cd_at = new_cd_at + len(directory)

@@ -10,10 +10,16 @@ from __future__ import annotations
 import os
 import sys
 
-from .environment import Environment, activate, deactivate, mount, read_config
-from .errors import ArchiveError, PackerError
-from .format import RuntimeConfig
-from .launch import call_entry, run_module_as_main
+from . import importer as _importer
+
+# Inside an archive, the rest of this package is loaded by the archive's own importer, which
+# reads each module once; zipimport would read and unmarshal each two to four times.
+_importer.install(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from .environment import Environment, activate, deactivate, mount, read_config  # noqa: E402
+from .errors import ArchiveError, PackerError  # noqa: E402
+from .format import RuntimeConfig  # noqa: E402
+from .launch import call_entry, run_module_as_main  # noqa: E402
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:

@@ -13,8 +13,6 @@ Stdlib only and Python 3.9 syntax: this module is copied into every archive.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
 import struct
@@ -101,6 +99,7 @@ _MAX_NEED = 63
 MAX_SHEBANG = 256
 
 # --- the seal: digest and signature in the zip comment ---------------------------------------
+# (hashlib and json are imported where they are used: a warm start needs neither.)
 
 SEAL_HEAD = b"packer/2 sha256="
 SEAL_SIG = b" ed25519="
@@ -179,6 +178,8 @@ def file_digest(fp: IO[bytes], layout: Layout) -> str:
     Format 2: every byte of the file but the 64 digest digits and the 88 signature
     characters of the comment. Format 1: every byte before the comment-length field.
     """
+    import hashlib
+
     digest = hashlib.sha256()
     if layout.seal is not None and layout.seal.format == 1:
         _hash_range(fp, 0, layout.end_offset + 20, digest)
@@ -1070,6 +1071,8 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         """The manifest member's bytes, with the build id computed from the rest."""
+        import json
+
         body = self.body()
         self.build_id = build_id(body)
         body["build_id"] = self.build_id
@@ -1077,6 +1080,8 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, raw: bytes, name: str = "archive", max_members: int = 200000) -> Manifest:
+        import json
+
         try:
             value = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -1146,6 +1151,9 @@ class Manifest:
 
 def build_id(body: Dict[str, Any]) -> str:
     """The first 16 hex digits of the SHA-256 of the manifest without its build id."""
+    import hashlib
+    import json
+
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return hashlib.sha256(canonical).hexdigest()[:16]
 
@@ -1154,6 +1162,8 @@ def native_key(prefix: str, members: Dict[str, Tuple[str, int]]) -> str:
     """A native distribution's cache key: the SHA-256 over the names and SHA-256s of every
     member under *prefix* as the manifest records them (its bytecode included, whose names
     carry the interpreter's tag)."""
+    import hashlib
+
     digest = hashlib.sha256()
     for member in sorted(members):
         if member.startswith(prefix):

@@ -11,7 +11,7 @@ import os
 import sys
 
 from .errors import PackerError
-from .toolbox import Limits, extract, info, list_members, verify
+from .toolbox import extract, info, list_members, verify
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
@@ -167,6 +167,7 @@ def tools_main(archive: str, argv: Sequence[str]) -> int:
         sys.stderr.write(_USAGE % name + "\n")
         return 2
     command, rest = words[0], words[1:]
+    notes: List[str] = []
     allowed = {
         "info": {"--json"},
         "list": {"--json", "--long", "--tree"},
@@ -185,7 +186,7 @@ def tools_main(archive: str, argv: Sequence[str]) -> int:
                 else info_lines(data)
             )
         elif command == "list":
-            rows = list_members(archive)
+            rows = list_members(archive, notes=notes)
             if "--json" in flags:
                 _out([json.dumps(rows, indent=2)])
             else:
@@ -200,12 +201,15 @@ def tools_main(archive: str, argv: Sequence[str]) -> int:
             return 1 if problems else 0
         else:
             written = extract(
-                archive, rest[0], rest[1:], overwrite="--overwrite" in flags, limits=Limits()
+                archive, rest[0], rest[1:], overwrite="--overwrite" in flags, notes=notes
             )
             _out(["extracted %d files to %s" % (len(written), rest[0])])
     except PackerError as error:
-        sys.stderr.write("%s: %s\n" % (name, error))
+        sys.stderr.write("%s: %s\n" % (name, printable(error)))
         return 1
+    finally:
+        for note in notes:
+            sys.stderr.write("%s: note: %s\n" % (name, note))
     return 0
 
 

@@ -169,19 +169,26 @@ def _dist_infos(names: Sequence[str], marker: str) -> List[Dict[str, Any]]:
     return sorted(found, key=lambda d: d["name"])
 
 
-def list_members(path: str, limits: Optional[Limits] = None) -> List[Dict[str, Any]]:
-    """Every member: name, size, packed size, CRC, mode, kind, in central-directory order."""
+def list_members(
+    path: str, limits: Optional[Limits] = None, notes: Optional[List[str]] = None
+) -> List[Dict[str, Any]]:
+    """Every member: name, size, packed size, CRC, mode, kind, in central-directory order.
+
+    Notes for the user (a format-1 archive) are appended to *notes*.
+    """
     with open_archive(path, limits) as archive:
-        _refuse_mismatch(archive)
+        _refuse_mismatch(archive, notes)
         return [_describe(e) for e in archive.entries]
 
 
-def _refuse_mismatch(archive: Archive) -> None:
+def _refuse_mismatch(archive: Archive, notes: Optional[List[str]] = None) -> None:
     seal = archive.layout.seal
     if seal is not None and archive.digest() != seal.digest:
         raise ArchiveError(
             "%s: damaged: the digest does not match (verify lists what is wrong)" % archive.name
         )
+    if seal is not None and seal.format == 1 and notes is not None:
+        notes.append(FORMAT1_NOTE)
 
 
 def _describe(e: Entry) -> Dict[str, Any]:
@@ -352,6 +359,7 @@ def extract(
     members: Sequence[str] = (),
     overwrite: bool = False,
     limits: Optional[Limits] = None,
+    notes: Optional[List[str]] = None,
 ) -> List[str]:
     """Extract *members* (folders select their contents; all when empty) into *dest*.
 
@@ -362,10 +370,10 @@ def extract(
     (so no chains and no loops); links, files or folders already in *dest* in the way;
     and a *dest* reached through a symlink. Files are written through a descriptor walk
     that never follows a link, and links are made last. Existing files are kept unless
-    *overwrite*. Returns the paths written.
+    *overwrite*. Returns the paths written; notes for the user go to *notes*.
     """
     with open_archive(path, limits) as archive:
-        _refuse_mismatch(archive)
+        _refuse_mismatch(archive, notes)
         chosen = _selected(archive.entries, members, archive.name)
         real_dest = _check_dest(dest)
         plan = _plan(archive, chosen, real_dest, overwrite)
