@@ -14,6 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
+if sys.version_info < (3, 11):  # noqa: UP036 (the check is for interpreters below the target)
+    # packer's builder reads TOML with tomllib and relies on 3.11's reproducible marshal.
+    sys.exit(f"build.py: needs Python 3.11 or newer; this is Python {sys.version.split()[0]}")
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # use packer from this checkout, installed or not
 

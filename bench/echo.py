@@ -63,7 +63,7 @@ STEADY_MALLOC = {
     "MALLOC_TRIM_THRESHOLD_": str(MALLOC_TRIM_THRESHOLD),
 }
 
-#: The issue's targets: (ours, peer, at least this many times the peer's requests/s; None:
+#: Targets: (ours, peer, at least this many times the peer's requests/s; None:
 #: shown, no target). The 1.8x over streams is for the server as it runs by default (uvloop,
 #: which the test extra and app.pyz bring); on asyncio it would mean beating the minimal
 #: asyncio Protocol echo, which is itself about 1.5x streams at 1 KiB (bench/RESULTS.md).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from .config import (
 )
 from .entry import EntryPoint, parse_entry
 from .errors import BuildError, ConfigError, EntryPointError, SourceError
+from .output import atomic_output, new_file_mode
 from .producer import Job, produce, produce_in_order
 from .pyversion import Clause, parse_requires_python
 from .selection import Patterns, Selection, SourceFile, select_files
@@ -559,104 +559,52 @@ def _write(
     planned = _planned_names(jobs)
     _check_entry_count(len(planned) + len(_folders(planned)), plan.clauses, out)
     warnings = plan.warnings
-    _remove_stale_temporaries(out)
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise BuildError(f"{out}: cannot write in {out.parent}: {exc.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            _lock(fp.fileno())  # so that another build can tell this file is not stale
-            writer = ZipWriter(fp, prefix, epoch)
-            entries: dict[str, tuple[str, int]] = {}
-            stored = 0
+    with atomic_output(out, new_file_mode(with_shebang)) as fp:
+        writer = ZipWriter(fp, prefix, epoch)
+        entries: dict[str, tuple[str, int]] = {}
+        stored = 0
 
-            def add(member: Member) -> None:
-                nonlocal stored
-                writer.add(member)
-                entries[member.name] = (member.sha256, member.size)
-                stored += member.size
+        def add(member: Member) -> None:
+            nonlocal stored
+            writer.add(member)
+            entries[member.name] = (member.sha256, member.size)
+            stored += member.size
 
-            for done, (job, members) in enumerate(
-                produce_in_order(jobs, level, workers=options.jobs), start=1
-            ):
-                if job.compile and len(members) == 1:
-                    warnings.append(f"{job.name}: not compiled (syntax error); shipped as source")
-                for member in members:
-                    add(member)
-                if progress is not None:
-                    progress(done, len(jobs))
-            # The stub goes last but for the manifest: it carries the native cache keys,
-            # which derive from the hashes of the members just written.
-            runtime = _with_native_keys(plan.runtime, entries)
-            if sign is not None and runtime.verify:
-                # Built to check itself and signed: the stub requires this key's signature.
-                runtime.signed_by = sign.public
-            stub = render_stub(
-                plan.entry.kind, plan.entry.value, plan.requires_python, plan.clauses, runtime
-            ).encode("utf-8")
-            # An archive that checks itself at start runs its stub from source, stored: a
-            # flipped bit then cannot reach marshal or zlib before the check.
-            checked = runtime.verify
-            stub_job = Job(STUB_NAME, None, stub, FILE_MODE, do_compile and not checked, len(stub))
-            for member in produce(stub_job, None if checked else level):
+        for done, (job, members) in enumerate(
+            produce_in_order(jobs, level, workers=options.jobs), start=1
+        ):
+            if job.compile and len(members) == 1:
+                warnings.append(f"{job.name}: not compiled (syntax error); shipped as source")
+            for member in members:
                 add(member)
-            for folder in _folders([*entries, MANIFEST_NAME]):
-                writer.add(directory(folder))
-            _check_entry_count(writer.count + 1, plan.clauses, out)
-            manifest = _manifest(plan, options, interpreter if with_shebang else None, epoch,
-                                 entries, runtime)  # fmt: skip
-            data = manifest.to_bytes()
-            manifest_member = prepare(MANIFEST_NAME, data, FILE_MODE, level)
-            writer.add(manifest_member)
-            stored += manifest_member.size
-            digest = writer.finish(sign)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.chmod(tmp, _output_mode(with_shebang))
-        os.replace(tmp, out)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise BuildError(f"{out}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+            if progress is not None:
+                progress(done, len(jobs))
+        # The stub goes last but for the manifest: it carries the native cache keys, which
+        # derive from the hashes of the members just written.
+        runtime = _with_native_keys(plan.runtime, entries)
+        if sign is not None and runtime.verify:
+            # Built to check itself and signed: the stub requires this key's signature.
+            runtime.signed_by = sign.public
+        stub = render_stub(
+            plan.entry.kind, plan.entry.value, plan.requires_python, plan.clauses, runtime
+        ).encode("utf-8")
+        # An archive that checks itself at start runs its stub from source, stored: a flipped
+        # bit then cannot reach marshal or zlib before the check.
+        checked = runtime.verify
+        stub_job = Job(STUB_NAME, None, stub, FILE_MODE, do_compile and not checked, len(stub))
+        for member in produce(stub_job, None if checked else level):
+            add(member)
+        for folder in _folders([*entries, MANIFEST_NAME]):
+            writer.add(directory(folder))
+        _check_entry_count(writer.count + 1, plan.clauses, out)
+        manifest = _manifest(plan, options, interpreter if with_shebang else None, epoch,
+                             entries, runtime)  # fmt: skip
+        manifest_member = prepare(MANIFEST_NAME, manifest.to_bytes(), FILE_MODE, level)
+        writer.add(manifest_member)
+        stored += manifest_member.size
+        digest = writer.finish(sign)
     names = sorted([*entries, MANIFEST_NAME])
     return names, stored, digest, manifest.build_id
-
-
-def _lock(fd: int) -> None:
-    import fcntl
-
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    """Remove temporary files of builds of *out* that died (killed, power cut).
-
-    A build holds a lock on its temporary file while writing; one nobody holds is stale.
-    """
-    import fcntl
-
-    for path in out.parent.glob(f".{out.name}.*.tmp"):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a build in progress
-            with contextlib.suppress(OSError):
-                path.unlink()
-        finally:
-            os.close(fd)
 
 
 def _signer(options: Options) -> Signer | None:
@@ -715,9 +663,3 @@ def _source_date_epoch() -> int:
             f"SOURCE_DATE_EPOCH must be whole seconds from 1970 to 9999, not {value!r}"
         )
     return epoch
-
-
-def _output_mode(executable: bool) -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if executable else 0o666) & ~umask

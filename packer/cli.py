@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -243,17 +244,26 @@ def build(
             click.echo(f"bundled: {bundled}")
 
 
-def _limits(max_members: int | None, max_size: int | None, max_ratio: float | None) -> Limits:
-    defaults = Limits()
-    return Limits(
-        max_members=max_members if max_members is not None else defaults.max_members,
-        max_size=max_size if max_size is not None else defaults.max_size,
-        max_ratio=max_ratio if max_ratio is not None else defaults.max_ratio,
-    )
-
-
 def _limit_options(function: F) -> F:
-    """--max-members/--max-size/--max-ratio: the zip-bomb limits."""
+    """--max-members/--max-size/--max-ratio, the zip-bomb limits, given to the command as
+    one ``limits`` argument (every reading command takes them)."""
+
+    @functools.wraps(function)
+    def with_limits(
+        *args: Any,
+        max_members: int | None,
+        max_size: int | None,
+        max_ratio: float | None,
+        **kwargs: Any,
+    ) -> Any:
+        defaults = Limits()
+        limits = Limits(
+            max_members=defaults.max_members if max_members is None else max_members,
+            max_size=defaults.max_size if max_size is None else max_size,
+            max_ratio=defaults.max_ratio if max_ratio is None else max_ratio,
+        )
+        return function(*args, limits=limits, **kwargs)
+
     for option in (
         click.option("--max-ratio", type=click.FloatRange(min=1), metavar="N",
                      help="Refuse archives, and members over 1 MiB, that expand more than N "
@@ -263,8 +273,8 @@ def _limit_options(function: F) -> F:
         click.option("--max-members", type=click.IntRange(min=0), metavar="N",
                      help="Refuse archives with more than N members [default: 200000]."),
     ):  # fmt: skip
-        function = option(function)
-    return function
+        with_limits = option(with_limits)
+    return with_limits  # type: ignore[return-value]
 
 
 _ARCHIVE = click.Path(path_type=Path)
@@ -277,16 +287,14 @@ _ARCHIVE = click.Path(path_type=Path)
 def info(
     archive: Path,
     as_json: bool,
-    max_members: int | None,
-    max_size: int | None,
-    max_ratio: float | None,
+    limits: Limits,
 ) -> None:
     """Show what ARCHIVE is: interpreter, entry point, build, sizes, digest, distributions.
 
     Reads packer archives, shiv (environment.json), pex (PEX-INFO), zipapps and plain zips.
     """
     with _errors():
-        data = toolbox.info(str(archive), _limits(max_members, max_size, max_ratio))
+        data = toolbox.info(str(archive), limits)
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
@@ -305,14 +313,12 @@ def list_command(
     long_: bool,
     tree: bool,
     as_json: bool,
-    max_members: int | None,
-    max_size: int | None,
-    max_ratio: float | None,
+    limits: Limits,
 ) -> None:
     """List the members of ARCHIVE."""
     with _errors():
         notes: list[str] = []
-        rows = toolbox.list_members(str(archive), _limits(max_members, max_size, max_ratio), notes)
+        rows = toolbox.list_members(str(archive), limits, notes)
     for note in notes:
         click.echo(f"packer: note: {note}", err=True)
     if as_json:
@@ -334,9 +340,7 @@ def verify(
     key: Path | None,
     require_signature: bool,
     as_json: bool,
-    max_members: int | None,
-    max_size: int | None,
-    max_ratio: float | None,
+    limits: Limits,
 ) -> None:
     """Check ARCHIVE: body digest, every member's SHA-256 and size, CRCs, nothing missing or extra.
 
@@ -345,7 +349,7 @@ def verify(
     says who made the archive.
     """
     with _errors():
-        problems, facts = toolbox.verify(str(archive), _limits(max_members, max_size, max_ratio))
+        problems, facts = toolbox.verify(str(archive), limits)
         if key is not None or require_signature:
             from .signing import signature_status
 
@@ -375,9 +379,7 @@ def extract(
     dest: Path,
     members: tuple[str, ...],
     overwrite: bool,
-    max_members: int | None,
-    max_size: int | None,
-    max_ratio: float | None,
+    limits: Limits,
 ) -> None:
     """Extract ARCHIVE (or the MEMBERS named; folders select their contents) into DEST.
 
@@ -391,7 +393,7 @@ def extract(
             str(dest),
             members,
             overwrite,
-            _limits(max_members, max_size, max_ratio),
+            limits,
             notes,
         )
     for note in notes:
@@ -405,12 +407,13 @@ def extract(
               help="zip: no stub; tar: a .tar.gz of the members; pyz: with a shebang.")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
 @click.option("-p", "--python", metavar="INTERP", help="With --to pyz: the shebang's interpreter.")
-def convert(archive: Path, to: str, output: Path, python: str | None) -> None:
+@_limit_options
+def convert(archive: Path, to: str, output: Path, python: str | None, limits: Limits) -> None:
     """Convert ARCHIVE to a plain zip, a .tar.gz, or a .pyz with a (new) shebang."""
     from .convert import convert as convert_archive
 
     with _errors():
-        out = convert_archive(archive, output, to, interpreter=python)
+        out = convert_archive(archive, output, to, interpreter=python, limits=limits)
     click.echo(f"wrote {out}")
 
 
@@ -418,7 +421,8 @@ def convert(archive: Path, to: str, output: Path, python: str | None) -> None:
 @click.argument("a", type=_ARCHIVE)
 @click.argument("b", type=_ARCHIVE)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def diff_command(a: Path, b: Path, as_json: bool) -> None:
+@_limit_options
+def diff_command(a: Path, b: Path, as_json: bool, limits: Limits) -> None:
     """Compare archives A and B: members added (+), removed (-), changed (~), and fields.
 
     Exit status 0 when identical, 1 when not.
@@ -427,7 +431,7 @@ def diff_command(a: Path, b: Path, as_json: bool) -> None:
     from .diff import diff as diff_archives
 
     with _errors():
-        result = diff_archives(a, b)
+        result = diff_archives(a, b, limits)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
     else:
@@ -471,9 +475,9 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_info_command(as_json: bool) -> None:
     """List the cache's entries: size, last use, and whether complete."""
-    from .cache import cache_info, cache_root
+    from ._runtime.cache import cache_root, list_entries
 
-    entries = cache_info()
+    entries = list_entries()
     if as_json:
         payload = {
             "root": str(cache_root()),
@@ -506,7 +510,7 @@ def cache_info_command(as_json: bool) -> None:
 def cache_prune_command(older_than: float | None, remove_all: bool) -> None:
     """Remove cache entries; entries a running archive uses are always kept."""
 
-    from .cache import prune
+    from ._runtime.cache import prune
 
     if older_than is None and not remove_all:
         raise click.UsageError("give --older-than DAYS or --all")
@@ -514,7 +518,7 @@ def cache_prune_command(older_than: float | None, remove_all: bool) -> None:
     for entry in removed:
         click.echo(f"removed {entry.name} ({report.human_size(entry.size)})")
     for entry in busy:
-        click.echo(f"kept {entry.name}: in use by a running archive", err=True)
+        click.echo(f"kept {entry.name}: in use by a running archive, or being extracted", err=True)
     click.echo(f"{len(removed)} removed, {len(busy)} in use")
 
 

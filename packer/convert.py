@@ -9,20 +9,20 @@ never modified, and the output appears only once complete.
 from __future__ import annotations
 
 import calendar
-import contextlib
 import gzip
 import io
 import os
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ._runtime.format import MANIFEST_NAME, Archive, Entry, Limits, open_archive
 from ._runtime.toolbox import _refuse_mismatch
 from .config import DEFAULT_INTERPRETER
 from .errors import BuildError
+from .output import atomic_output, new_file_mode
 from .zipwriter import FILE_MODE, Member, ZipWriter, prepare, shebang_line
 
 __all__ = ["FORMATS", "convert"]
@@ -62,35 +62,12 @@ def convert(
         prefix = b""
         if to == "pyz":
             prefix = shebang_line(interpreter or archive.layout.interpreter or DEFAULT_INTERPRETER)
-        with _atomic(out) as fp:
+        with atomic_output(out, new_file_mode(executable=to == "pyz")) as fp:
             if to == "tar":
                 _write_tar(archive, fp)
             else:
                 _write_zip(archive, fp, prefix)
-    if to == "pyz":
-        mask = os.umask(0)
-        os.umask(mask)
-        out.chmod(0o777 & ~mask)
     return out
-
-
-@contextlib.contextmanager
-def _atomic(out: Path) -> Iterator[io.BufferedWriter]:
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            yield fp
-        mask = os.umask(0)
-        os.umask(mask)
-        tmp.chmod(0o666 & ~mask)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BuildError(f"{out}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _raw_chunks(archive: Archive, entry: Entry) -> Iterator[bytes]:
@@ -105,7 +82,7 @@ def _raw_chunks(archive: Archive, entry: Entry) -> Iterator[bytes]:
         at += len(chunk)
 
 
-def _write_zip(archive: Archive, out: io.BufferedWriter, prefix: bytes) -> None:
+def _write_zip(archive: Archive, out: BinaryIO, prefix: bytes) -> None:
     entries = archive.entries
     manifest = archive.manifest() if archive.layout.strict else None
     writer = ZipWriter(out, prefix, _epoch(manifest.created if manifest else None))
@@ -156,7 +133,7 @@ class _Reader(io.RawIOBase):
         return n
 
 
-def _write_tar(archive: Archive, out: io.BufferedWriter) -> None:
+def _write_tar(archive: Archive, out: BinaryIO) -> None:
     """A reproducible .tar.gz of the members: fixed owner, the zip's times and modes."""
     with (
         gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz,

@@ -10,15 +10,14 @@ deterministic: signing the same archive with the same key gives the same bytes.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ._runtime.format import SEAL_SIZE, open_archive, seal_comment, signed_message
 from ._runtime.toolbox import FORMAT1_NOTE
 from .errors import ArchiveError, BuildError, ConfigError
+from .output import atomic_output
 
 __all__ = ["Signer", "keygen", "load_signer", "sign", "signature_status"]
 
@@ -130,29 +129,16 @@ def sign(archive: str | os.PathLike[str], key_path: str | os.PathLike[str]) -> s
             raise ArchiveError(f"{given.name}: damaged: the digest does not match; not signed")
         comment = seal_comment(recorded, signer(recorded))
         body_length = opened.layout.size - SEAL_SIZE
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                source = opened.fp.fileno()
-                at = 0
-                while at < body_length:
-                    chunk = os.pread(source, min(body_length - at, 1 << 20), at)
-                    if not chunk:
-                        raise ArchiveError(f"{given.name}: truncated while signing")
-                    out.write(chunk)
-                    at += len(chunk)
-                out.write(comment)
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-            os.replace(tmp, path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise ArchiveError(f"{given}: cannot write: {exc.strerror or exc}") from None
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        with atomic_output(path, path.stat().st_mode & 0o7777) as out:
+            source = opened.fp.fileno()
+            at = 0
+            while at < body_length:
+                chunk = os.pread(source, min(body_length - at, 1 << 20), at)
+                if not chunk:
+                    raise ArchiveError(f"{given.name}: truncated while signing")
+                out.write(chunk)
+                at += len(chunk)
+            out.write(comment)
     return recorded
 
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from helpers import REPO, clean_env, port_is_free, readme_section, sh_blocks, write_tree
+from helpers import (
+    REPO,
+    QuickStart,
+    port_is_free,
+    readme_env,
+    readme_section,
+    sh_blocks,
+    write_tree,
+)
 
 
 @pytest.fixture
@@ -26,31 +29,6 @@ def make_tree(tmp_path: Path) -> Callable[..., Path]:
         return write_tree(tmp_path / name, files)
 
     return make
-
-
-@dataclass(frozen=True)
-class QuickStart:
-    """What the README's first Quick start command did in a scratch checkout folder."""
-
-    folder: Path  # holds build.py and examples/ (links into the checkout) and the app.pyz built
-    command: str
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def app(self) -> Path:
-        return self.folder / "app.pyz"
-
-
-def readme_env(folder: Path, **extra: str) -> dict[str, str]:
-    """The environment the README's commands are run in: packer and this interpreter first
-    on PATH (as in the venv the README makes), the server's pid file inside *folder*."""
-    return clean_env(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        SAMPLE_SERVER_PID_FILE=str(folder / "server.pid"),
-        **extra,
-    )
 
 
 @pytest.fixture(scope="session")

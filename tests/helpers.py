@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,12 +112,49 @@ def old_interpreters() -> tuple[str, ...]:
 
 
 def as_unprivileged(command: list[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
-    """*command*, run without root's power to write anywhere (when the tests run as root)."""
+    """*command*, run without root's power to read and write anywhere (when the tests run
+    as root), as an ordinary user lacks it."""
     if os.geteuid() != 0:
         return command
     setpriv = shutil.which("setpriv")
-    assert setpriv, "setpriv (util-linux) is needed to test unwritable folders as root"
-    return [setpriv, "--bounding-set=-dac_override", "--inh-caps=-dac_override", *command]
+    assert setpriv, "setpriv (util-linux) is needed to test unreadable or unwritable files as root"
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", *command]
+
+
+def cli(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
+    """``packer ARGS`` in this process (click's runner): exit status, stdout, stderr."""
+    from click.testing import CliRunner
+
+    from packer.cli import main
+
+    result = CliRunner().invoke(main, [os.fspath(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@dataclass(frozen=True)
+class QuickStart:
+    """What the README's first Quick start command did in a scratch checkout folder."""
+
+    folder: Path  # holds build.py and examples/ (links into the checkout) and the app.pyz built
+    command: str
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def app(self) -> Path:
+        return self.folder / "app.pyz"
+
+
+def readme_env(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment the README's commands are run in: packer and this interpreter first
+    on PATH (as in the venv the README makes), the server's pid file inside *folder*."""
+    return clean_env(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        SAMPLE_SERVER_PID_FILE=str(folder / "server.pid"),
+        **extra,
+    )
 
 
 def readme_section(title: str) -> str:

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QuickStart
-from helpers import REPO, as_unprivileged, clean_env, other_interpreters, run
+from helpers import REPO, QuickStart, as_unprivileged, clean_env, other_interpreters, run
 
 #: Every CPython 3.10+ here other than this one (app.pyz needs pytest 9, which needs 3.10).
 PYTHONS = [(path, version) for path, version in other_interpreters() if version >= (3, 10)]
@@ -166,3 +165,14 @@ def test_sample_server_test_command_from_the_checkout(tmp_path: Path) -> None:
     proc = run([*command, "-k", "no_such_test_anywhere"], cwd=tmp_path, env=env)
     assert proc.returncode == 5, proc.stdout  # pytest's "nothing collected", passed on
     assert list(tmp_path.iterdir()) == []
+
+
+def test_build_py_on_an_older_python_says_so_in_one_line(tmp_path: Path) -> None:
+    older = [path for path, version in other_interpreters() if version < (3, 11)]
+    assert older, "this machine has no CPython older than 3.11 to try"
+    for python in older:
+        proc = run([python, REPO / "build.py", "-o", tmp_path / "app.pyz"], cwd=tmp_path)
+        assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+        assert proc.stderr.startswith("build.py: needs Python 3.11 or newer; this is Python 3.")
+        assert proc.stderr.count("\n") == 1
+    assert not (tmp_path / "app.pyz").exists()

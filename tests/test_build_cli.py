@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from helpers import REPO, clean_env, run
-
-from packer.cli import main
+from helpers import REPO, as_unprivileged, clean_env, cli, run
 
 APP = {
     "pkg/__init__.py": "",
@@ -35,11 +31,6 @@ def snapshot(*folders: Path) -> dict[str, bytes | None]:
             else:
                 seen[str(path)] = b"<special>"
     return seen
-
-
-def invoke(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [os.fspath(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def assert_refused(code: int, stdout: str, stderr: str, *needles: str) -> None:
@@ -65,12 +56,12 @@ def outdir(tmp_path: Path) -> Path:
 
 
 def test_build_summary_and_verbose_listing(app: Path, outdir: Path) -> None:
-    code, stdout, stderr = invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main", "-v")
+    code, stdout, stderr = cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main", "-v")
     assert code == 0, stderr
     lines = stdout.splitlines()
     assert "  pkg/cli.py" in lines and "  _packer/manifest.json" in lines
     assert lines[-1].startswith("a.pyz: ") and "members" in lines[-1] and "build " in lines[-1]
-    code, stdout, stderr = invoke("build", app, "-o", outdir / "b.pyz", "-m", "pkg.cli:main", "-q")
+    code, stdout, stderr = cli("build", app, "-o", outdir / "b.pyz", "-m", "pkg.cli:main", "-q")
     assert (code, stdout, stderr) == (0, "", "")
 
 
@@ -82,14 +73,14 @@ def test_python_dash_m_packer_and_version() -> None:
 
 def test_missing_source(tmp_path: Path, outdir: Path) -> None:
     before = snapshot(tmp_path)
-    assert_refused(*invoke("build", tmp_path / "nope", "-o", outdir / "a.pyz"), "no such folder")
+    assert_refused(*cli("build", tmp_path / "nope", "-o", outdir / "a.pyz"), "no such folder")
     assert snapshot(tmp_path) == before
 
 
 def test_source_is_a_file(tmp_path: Path, outdir: Path) -> None:
     (tmp_path / "file.py").write_text("x = 1\n")
     before = snapshot(tmp_path)
-    assert_refused(*invoke("build", tmp_path / "file.py", "-o", outdir / "a.pyz"), "not a folder")
+    assert_refused(*cli("build", tmp_path / "file.py", "-o", outdir / "a.pyz"), "not a folder")
     assert snapshot(tmp_path) == before
 
 
@@ -97,14 +88,14 @@ def test_empty_source(tmp_path: Path, outdir: Path) -> None:
     (tmp_path / "empty").mkdir()
     before = snapshot(tmp_path)
     assert_refused(
-        *invoke("build", tmp_path / "empty", "-o", outdir / "a.pyz", "-m", "x"), "nothing to pack"
+        *cli("build", tmp_path / "empty", "-o", outdir / "a.pyz", "-m", "x"), "nothing to pack"
     )
     assert snapshot(tmp_path) == before
 
 
 def test_source_with_only_junk_is_empty(make_tree: Callable[..., Path], outdir: Path) -> None:
     src = make_tree({"__pycache__/x.pyc": b"", ".DS_Store": b""})
-    assert_refused(*invoke("build", src, "-o", outdir / "a.pyz", "-m", "x"), "nothing to pack")
+    assert_refused(*cli("build", src, "-o", outdir / "a.pyz", "-m", "x"), "nothing to pack")
     assert list(outdir.iterdir()) == []
 
 
@@ -120,17 +111,7 @@ def _build_as_a_user(app: Path, outdir: Path) -> tuple[int, str, str]:
         "-m",
         "pkg.cli:main",
     ]
-    if os.geteuid() == 0:
-        # root reads anything; drop the capabilities that let it, as an ordinary user lacks them.
-        setpriv = shutil.which("setpriv")
-        assert setpriv, "setpriv (util-linux) is needed to test unreadable files as root"
-        command = [
-            setpriv,
-            "--bounding-set=-dac_override,-dac_read_search",
-            "--inh-caps=-dac_override,-dac_read_search",
-            *command,
-        ]
-    proc = run(command, env=clean_env(PYTHONPATH=str(REPO)))
+    proc = run(as_unprivileged(command), env=clean_env(PYTHONPATH=str(REPO)))
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -159,7 +140,7 @@ def test_broken_symlink(app: Path, outdir: Path) -> None:
     (app / "dangling").symlink_to(app / "does-not-exist")
     before = snapshot(app)
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"),
+        *cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"),
         "dangling",
         "broken symbolic link",
     )
@@ -171,12 +152,12 @@ def test_symlink_outside_refused_unless_followed(app: Path, tmp_path: Path, outd
     (tmp_path / "elsewhere" / "lib.py").write_text("X = 1\n")
     (app / "lib").symlink_to(tmp_path / "elsewhere")
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"),
+        *cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"),
         "leads outside",
         "--follow-symlinks",
     )
     assert list(outdir.iterdir()) == []
-    code, _, stderr = invoke(
+    code, _, stderr = cli(
         "build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main", "--follow-symlinks"
     )
     assert code == 0, stderr
@@ -187,7 +168,7 @@ def test_fifo_and_socket_are_skipped_with_a_warning(app: Path, outdir: Path) -> 
     sock = socket.socket(socket.AF_UNIX)
     try:
         sock.bind(str(app / "sock"))
-        code, _, stderr = invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main")
+        code, _, stderr = cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main")
     finally:
         sock.close()
     assert code == 0, stderr
@@ -203,7 +184,7 @@ def test_file_name_not_utf8(app: Path, outdir: Path) -> None:
     with open(bad, "wb") as fp:
         fp.write(b"x = 1\n")
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"),
+        *cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"),
         "not valid UTF-8",
         "bad\\xff.py",
     )
@@ -212,7 +193,7 @@ def test_file_name_not_utf8(app: Path, outdir: Path) -> None:
 
 def test_entry_module_missing(app: Path, outdir: Path) -> None:
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.nope:main"),
+        *cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.nope:main"),
         "module 'pkg.nope' is not in",
     )
     assert list(outdir.iterdir()) == []
@@ -220,7 +201,7 @@ def test_entry_module_missing(app: Path, outdir: Path) -> None:
 
 def test_entry_function_missing(app: Path, outdir: Path) -> None:
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:start"),
+        *cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:start"),
         "does not define 'start'",
     )
     assert list(outdir.iterdir()) == []
@@ -228,26 +209,26 @@ def test_entry_function_missing(app: Path, outdir: Path) -> None:
 
 def test_malformed_entry(app: Path, outdir: Path) -> None:
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg/cli.py"),
+        *cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg/cli.py"),
         "expected 'package.module:function'",
     )
     assert list(outdir.iterdir()) == []
 
 
 def test_no_entry_at_all(app: Path, outdir: Path) -> None:
-    assert_refused(*invoke("build", app, "-o", outdir / "a.pyz"), "no entry point")
+    assert_refused(*cli("build", app, "-o", outdir / "a.pyz"), "no entry point")
     assert list(outdir.iterdir()) == []
 
 
 def test_main_py_and_entry_both_given_is_refused(app: Path, outdir: Path) -> None:
     (app / "__main__.py").write_text("print('main')\n")
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"),
+        *cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"),
         "__main__.py exists",
         "--exclude __main__.py",
     )
     assert list(outdir.iterdir()) == []
-    code, _, stderr = invoke(
+    code, _, stderr = cli(
         "build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main", "--exclude", "/__main__.py"
     )
     assert code == 0, stderr
@@ -256,34 +237,34 @@ def test_main_py_and_entry_both_given_is_refused(app: Path, outdir: Path) -> Non
 def test_output_folder_missing(app: Path, tmp_path: Path) -> None:
     before = snapshot(tmp_path)
     assert_refused(
-        *invoke("build", app, "-o", tmp_path / "no" / "such" / "a.pyz", "-m", "pkg.cli:main"),
+        *cli("build", app, "-o", tmp_path / "no" / "such" / "a.pyz", "-m", "pkg.cli:main"),
         "does not exist",
     )
     assert snapshot(tmp_path) == before
 
 
 def test_output_is_a_folder(app: Path, outdir: Path) -> None:
-    assert_refused(*invoke("build", app, "-o", outdir, "-m", "pkg.cli:main"), "is a folder")
+    assert_refused(*cli("build", app, "-o", outdir, "-m", "pkg.cli:main"), "is a folder")
 
 
 def test_output_inside_source_is_refused_unless_excluded(app: Path) -> None:
     before = snapshot(app)
     assert_refused(
-        *invoke("build", app, "-o", app / "app.pyz", "-m", "pkg.cli:main"),
+        *cli("build", app, "-o", app / "app.pyz", "-m", "pkg.cli:main"),
         "inside the source folder",
     )
     assert snapshot(app) == before
     assert_refused(
-        *invoke("build", app, "-o", app / "pkg" / "app.pyz", "-m", "pkg.cli:main"),
+        *cli("build", app, "-o", app / "pkg" / "app.pyz", "-m", "pkg.cli:main"),
         "inside the source folder",
     )
     (app / "dist").mkdir()
-    code, _, stderr = invoke(
+    code, _, stderr = cli(
         "build", app, "-o", app / "dist" / "app.pyz", "-m", "pkg.cli:main", "--exclude", "dist/"
     )
     assert code == 0, stderr
     # A second build with the first output in place does not pack it.
-    code, stdout, stderr = invoke(
+    code, stdout, stderr = cli(
         "build",
         app,
         "-o",
@@ -299,7 +280,7 @@ def test_output_inside_source_is_refused_unless_excluded(app: Path) -> None:
 
 def test_existing_output_untouched_on_refusal(app: Path, outdir: Path) -> None:
     (outdir / "a.pyz").write_bytes(b"old")
-    assert_refused(*invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.nope:main"))
+    assert_refused(*cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.nope:main"))
     assert (outdir / "a.pyz").read_bytes() == b"old"
     assert [p.name for p in outdir.iterdir()] == ["a.pyz"]
 
@@ -312,19 +293,17 @@ def test_existing_output_untouched_on_refusal(app: Path, outdir: Path) -> None:
     ],
 )
 def test_bad_option_values(app: Path, outdir: Path, args: list[str], needle: str) -> None:
-    assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main", *args), needle
-    )
+    assert_refused(*cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main", *args), needle)
     assert list(outdir.iterdir()) == []
 
 
 def test_bad_config_key_names_the_key(app: Path, outdir: Path) -> None:
     (app / "pyproject.toml").write_text('[tool.packer]\nentry = "pkg.cli:main"\nshebnag = false\n')
-    assert_refused(*invoke("build", app, "-o", outdir / "a.pyz"), "unknown key 'shebnag'")
+    assert_refused(*cli("build", app, "-o", outdir / "a.pyz"), "unknown key 'shebnag'")
     (app / "pyproject.toml").write_text("[tool.packer\n")
-    assert_refused(*invoke("build", app, "-o", outdir / "a.pyz"), "invalid TOML")
+    assert_refused(*cli("build", app, "-o", outdir / "a.pyz"), "invalid TOML")
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "--config", app / "missing.toml"),
+        *cli("build", app, "-o", outdir / "a.pyz", "--config", app / "missing.toml"),
         "no such file",
     )
     assert list(outdir.iterdir()) == []
@@ -336,7 +315,7 @@ def test_bad_source_date_epoch(
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
     assert_refused(
-        *invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"), "SOURCE_DATE_EPOCH"
+        *cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main"), "SOURCE_DATE_EPOCH"
     )
     assert list(outdir.iterdir()) == []
 
@@ -347,7 +326,7 @@ def test_a_sign_key_that_is_a_folder_is_refused_before_building(
     pytest.importorskip("cryptography")
     (tmp_path / "keys").mkdir()
     assert_refused(
-        *invoke(
+        *cli(
             "build",
             app,
             "-o",
@@ -366,14 +345,14 @@ def test_an_ignored_file_inside_the_source_is_never_overwritten(app: Path) -> No
     (app / ".gitignore").write_text("secrets.env\n")
     (app / "secrets.env").write_text("TOKEN=1\n")
     assert_refused(
-        *invoke("build", app, "-o", app / "secrets.env", "-m", "pkg.cli:main"),
+        *cli("build", app, "-o", app / "secrets.env", "-m", "pkg.cli:main"),
         "is not an archive packer wrote; not overwritten",
     )
     assert (app / "secrets.env").read_text() == "TOKEN=1\n"
     # An archive packer wrote there before is replaced, as a rebuild should.
     (app / ".gitignore").write_text("secrets.env\napp.pyz\n")
     for _ in range(2):
-        code, _, stderr = invoke("build", app, "-o", app / "app.pyz", "-m", "pkg.cli:main")
+        code, _, stderr = cli("build", app, "-o", app / "app.pyz", "-m", "pkg.cli:main")
         assert code == 0, stderr
 
 
@@ -386,11 +365,11 @@ def test_temporary_files_of_a_killed_build_are_removed(app: Path, outdir: Path) 
     live.write_bytes(b"being written")
     with live.open("rb") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
-        code, _, stderr = invoke("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main")
+        code, _, stderr = cli("build", app, "-o", outdir / "a.pyz", "-m", "pkg.cli:main")
         assert code == 0, stderr
         assert sorted(p.name for p in outdir.iterdir()) == [live.name, "a.pyz"]
 
 
 def test_bad_flag_is_a_usage_error(app: Path) -> None:
-    code, _, stderr = invoke("build", app, "--compression-level", "12")
+    code, _, stderr = cli("build", app, "--compression-level", "12")
     assert code == 2 and "compression-level" in stderr

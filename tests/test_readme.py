@@ -9,8 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import QuickStart, readme_env
-from helpers import REPO, clean_env, free_port, readme_section, run, sh_blocks
+from helpers import (
+    REPO,
+    QuickStart,
+    clean_env,
+    free_port,
+    readme_env,
+    readme_section,
+    run,
+    sh_blocks,
+)
 
 
 def test_quick_start_has_exactly_two_commands() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import clean_env, run, write_tree
+from helpers import clean_env, cli, run, write_tree
 from rawzip import Raw, manifest_member, sealed_archive
 
 import packer
@@ -29,11 +29,6 @@ APP = {
     "tool/data/table.txt": "a,b\n1,2\n",
     "bin/run.sh": "#!/bin/sh\necho run\n",
 }
-
-
-def cli(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli_main, [os.fspath(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +296,13 @@ def test_zip_bomb_limits(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
     code, _, _ = cli("list", bomb, "--max-ratio", "100000")
     assert code == 0
+    # convert and diff take the same limits.
+    code, _, stderr = cli("convert", many, "--to", "zip", "-o", tmp_path / "c.zip",
+                          "--max-members", "10")  # fmt: skip
+    assert code == 1 and "more than the limit of 10" in stderr and not (tmp_path / "c.zip").exists()
+    code, _, stderr = cli("diff", many, many, "--max-size", "20")
+    assert code == 1 and "more than the limit of 20" in stderr
+    assert cli("diff", many, many)[0] == 0
 
 
 # --- convert and diff -------------------------------------------------------------------------

@@ -34,6 +34,7 @@ __all__ = [
     "cache_root",
     "ensure_extracted",
     "list_entries",
+    "prune",
     "remove_entry",
 ]
 
@@ -454,3 +455,25 @@ def remove_entry(entry: CacheEntry) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def prune(
+    older_than_days: Optional[float] = None,
+    remove_all: bool = False,
+    root: Optional[str] = None,
+) -> Tuple[List[CacheEntry], List[CacheEntry]]:
+    """Remove entries unused for *older_than_days* (or all with *remove_all*); what
+    ``packer cache prune`` does.
+
+    Temporary and broken entries go too. An entry a running archive holds, or one being
+    extracted, is kept, whatever its age. Returns (removed, kept because in use).
+    """
+    now = time.time()
+    removed: List[CacheEntry] = []
+    busy: List[CacheEntry] = []
+    for entry in list_entries(root):
+        old_enough = older_than_days is not None and now - entry.last_used >= older_than_days * _DAY
+        if not (remove_all or old_enough or not entry.complete):
+            continue
+        (removed if remove_entry(entry) else busy).append(entry)
+    return removed, busy
