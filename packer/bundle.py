@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import configparser
-import csv
-import io
+import email.parser
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PathDistribution
 from pathlib import Path
 
 from .errors import BuildError
@@ -115,30 +114,27 @@ def _pip_reason(stderr: str) -> str:
 
 
 def scan(root: Path) -> Staged:
-    """Describe the distributions in a staging folder from their ``.dist-info`` RECORDs."""
+    """Describe the distributions in a staging folder, as ``importlib.metadata`` reads their
+    ``.dist-info`` folders (METADATA, RECORD, entry points), plus their wheel tags."""
     distributions: list[Distribution] = []
     claimed: set[str] = set()
     for info in sorted(root.glob("*.dist-info")):
-        metadata = _read_text(info / "METADATA")
-        name = _header(metadata, "Name") or info.name.split("-")[0]
-        version = _header(metadata, "Version") or "?"
-        dist = Distribution(name, version, info.name)
-        for row in csv.reader(io.StringIO(_read_text(info / "RECORD"))):
-            if not row or not row[0]:
-                continue
-            rel = os.path.normpath(row[0]).replace(os.sep, "/")
+        found = PathDistribution(info)
+        name = found.metadata["Name"] or info.name.split("-")[0]
+        dist = Distribution(name, found.version or "?", info.name)
+        for path in found.files or ():
+            rel = os.path.normpath(str(path)).replace(os.sep, "/")
             if rel.startswith("../") or rel.endswith((".pyc", ".pyo")) or "__pycache__/" in rel:
                 continue  # scripts in bin/ via ../, and bytecode we write ourselves
             if (root / rel).is_file():
                 dist.files.append(rel)
         dist.files.sort()
         claimed.update(dist.files)
-        dist.tags = tuple(
-            line.split(":", 1)[1].strip()
-            for line in _read_text(info / "WHEEL").splitlines()
-            if line.startswith("Tag:")
-        )
-        dist.console_scripts = _console_scripts(_read_text(info / "entry_points.txt"))
+        wheel = email.parser.Parser().parsestr(found.read_text("WHEEL") or "")
+        dist.tags = tuple(tag.strip() for tag in wheel.get_all("Tag") or ())
+        dist.console_scripts = {
+            ep.name: ep.value for ep in found.entry_points.select(group="console_scripts")
+        }
         distributions.append(dist)
     loose = sorted(
         path.relative_to(root).as_posix()
@@ -150,33 +146,3 @@ def scan(root: Path) -> Staged:
         and path.relative_to(root).as_posix() not in claimed
     )
     return Staged(root, distributions, loose)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ""
-
-
-def _header(metadata: str, key: str) -> str | None:
-    for line in metadata.splitlines():
-        if not line:
-            break  # headers end at the first blank line
-        if line.lower().startswith(key.lower() + ":"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
-def _console_scripts(text: str) -> dict[str, str]:
-    if not text:
-        return {}
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(text)
-    except configparser.Error:
-        return {}
-    if not parser.has_section("console_scripts"):
-        return {}
-    return {key: value.strip() for key, value in parser.items("console_scripts")}

@@ -78,129 +78,39 @@ def main() -> None:
     """Turn a Python project folder into one runnable, reproducible .pyz (Phar for Python)."""
 
 
+def _build_options(function: F) -> F:
+    """The build options, made from their one definition (packer.config.Settings)."""
+    from .config import options
+
+    for option in reversed(list(options())):
+        help = option.help
+        shown: str | None = option.shown_default
+        if option.kind == "switch":
+            shown = shown or ("yes" if option.default else "no")
+        elif option.kind == "value" and shown is None and option.default is not None:
+            shown = str(option.default)
+        if shown:
+            help = f"{help} [default: {shown}]"
+        kwargs: dict[str, Any] = {"help": help, "default": None, "metavar": option.metavar}
+        if option.kind == "switch":
+            kwargs.pop("metavar")
+        elif option.kind == "flag":
+            kwargs.update(is_flag=True)
+            kwargs.pop("metavar")
+        elif option.kind == "multiple":
+            kwargs.update(multiple=True, default=())
+        if option.type == "path":
+            kwargs["type"] = click.Path(path_type=Path)
+        elif option.type == "int" and option.int_range is not None:
+            low, high = option.int_range
+            kwargs["type"] = click.IntRange(low, high)
+        function = click.option(*option.flags, option.name, **kwargs)(function)
+    return function
+
+
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path), required=False)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    help="Archive to write [default: SOURCE.pyz beside SOURCE].",
-)
-@click.option(
-    "-m",
-    "--entry",
-    metavar="MOD[:FUNC]",
-    help="Entry point: 'pkg.mod:func' (exit status from its return) or 'pkg.mod' "
-    "(run as python -m would) [default: SOURCE/__main__.py].",
-)
-@click.option(
-    "-p",
-    "--python",
-    metavar="INTERP",
-    help="Interpreter for the shebang line [default: /usr/bin/env python3].",
-)
-@click.option(
-    "--shebang/--no-shebang",
-    default=None,
-    help="Write the shebang line and make the archive executable [default: yes].",
-)
-@click.option(
-    "--requires-python",
-    metavar="SPEC",
-    help="Python versions the archive accepts, checked first at start-up "
-    "[default: SOURCE/pyproject.toml's requires-python].",
-)
-@click.option(
-    "--compile/--no-compile",
-    default=None,
-    help="Store bytecode for the building interpreter beside each module [default: yes].",
-)
-@click.option(
-    "--compress/--no-compress",
-    default=None,
-    help="Deflate members (incompressible ones are stored) [default: yes].",
-)
-@click.option(
-    "--compression-level",
-    type=click.IntRange(0, 9),
-    metavar="0-9",
-    help="Deflate level [default: 6].",
-)
-@click.option(
-    "--include",
-    multiple=True,
-    metavar="GLOB",
-    help="Pack only files matching a gitignore-style GLOB (repeatable).",
-)
-@click.option(
-    "--exclude",
-    multiple=True,
-    metavar="GLOB",
-    help="Leave out files and folders matching a gitignore-style GLOB (repeatable).",
-)
-@click.option(
-    "--gitignore/--no-gitignore",
-    default=None,
-    help="Leave out what .gitignore files ignore [default: yes].",
-)
-@click.option(
-    "--follow-symlinks",
-    is_flag=True,
-    default=None,
-    help="Pack what symlinks leading outside SOURCE point to, instead of refusing.",
-)
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Worker processes for big builds [default: one per CPU]; the output is the same "
-    "for any N.",
-)
-@click.option(
-    "-r",
-    "--requirement",
-    "requirements",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Bundle what this requirements file names (repeatable); installed with pip now.",
-)
-@click.option(
-    "--with",
-    "with_packages",
-    multiple=True,
-    metavar="SPEC",
-    help="Bundle this requirement, e.g. 'click>=8' (repeatable).",
-)
-@click.option(
-    "--console-script",
-    metavar="NAME",
-    help="Entry point: a console script that a bundled distribution declares.",
-)
-@click.option(
-    "--optional-native",
-    multiple=True,
-    metavar="NAME",
-    help="A bundled distribution with native code the application can run without "
-    "(repeatable): on an interpreter its code does not fit, importing it raises ImportError "
-    "instead of the archive refusing to start.",
-)
-@click.option("--find-links", multiple=True, metavar="URL|DIR", help="Passed to pip.")
-@click.option("--index-url", metavar="URL", help="Passed to pip.")
-@click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL",
-              help="Passed to pip.")  # fmt: skip
-@click.option("--no-index", is_flag=True, default=None, help="Passed to pip: only --find-links.")
-@click.option(
-    "--sign-key",
-    type=click.Path(path_type=Path),
-    help="Sign the archive with this Ed25519 private key (see packer keygen).",
-)
-@click.option(
-    "--verify-on-start",
-    is_flag=True,
-    default=None,
-    help="The archive checks its digest before running anything.",
-)
+@_build_options
 @click.option(
     "--config",
     type=click.Path(path_type=Path),

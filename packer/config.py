@@ -1,9 +1,14 @@
-"""Build options: their defaults, and ``[tool.packer]`` / ``--config`` files that set them."""
+"""Build options, defined once: each is a field of :class:`Settings` whose metadata gives its
+command-line flags, ``[tool.packer]`` key, kind and help. The API's keywords, the config-file
+reader, the click options (``packer/cli.py``) and the README's table all come from it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +17,13 @@ from .errors import ConfigError
 __all__ = [
     "DEFAULT_INTERPRETER",
     "DEFAULT_LEVEL",
-    "Options",
+    "Option",
+    "Settings",
     "load_config",
+    "options",
+    "options_table",
     "project_requires_python",
+    "resolve",
 ]
 
 DEFAULT_INTERPRETER = "/usr/bin/env python3"
@@ -25,83 +34,228 @@ DEFAULT_LEVEL = 6
 
 
 @dataclass(frozen=True)
-class Options:
-    """Every build option, as the CLI, the API and ``[tool.packer]`` name them.
+class Option:
+    """How one setting is given: flags, ``[tool.packer]`` key, kind, help."""
 
-    None means "not given here": the next source (config file, then default) decides.
+    name: str
+    flags: tuple[str, ...]
+    help: str
+    #: value (one), multiple (repeatable), switch (--x/--no-x), flag (--x only)
+    kind: str
+    #: text, int or path (a path in a config file is relative to the file)
+    type: str
+    default: Any
+    metavar: str | None
+    shown_default: str | None
+    int_range: tuple[int | None, int | None] | None
+    #: The ``[tool.packer]`` key: the long flag's name (the positive one of a switch).
+    key: str
+
+
+def _option(
+    *flags: str,
+    help: str,
+    kind: str = "value",
+    type: str = "text",
+    default: Any = None,
+    metavar: str | None = None,
+    shown: str | None = None,
+    int_range: tuple[int | None, int | None] | None = None,
+    key: str | None = None,
+) -> Any:
+    long = next(f for f in flags if f.startswith("--"))
+    meta = {"flags": flags, "help": help, "kind": kind, "type": type, "metavar": metavar,
+            "shown": shown, "int_range": int_range,
+            "key": key or long.split("/")[0][2:]}  # fmt: skip
+    if kind == "multiple":
+        return field(default=(), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every build option, resolved: given, else from the config file, else the default.
+
+    Adding a build option is adding a field here; ``None`` is left only where absence is a
+    value of its own (no entry point given, no key to sign with).
     """
 
-    output: Path | None = None
-    entry: str | None = None
-    python: str | None = None
-    shebang: bool | None = None
-    requires_python: str | None = None
-    compile: bool | None = None
-    compress: bool | None = None
-    compression_level: int | None = None
-    include: tuple[str, ...] | None = None
-    exclude: tuple[str, ...] | None = None
-    gitignore: bool | None = None
-    follow_symlinks: bool | None = None
-    jobs: int | None = None
-    requirements: tuple[Path, ...] | None = None
-    with_packages: tuple[str, ...] | None = None
-    console_script: str | None = None
-    optional_native: tuple[str, ...] | None = None
-    find_links: tuple[str, ...] | None = None
-    index_url: str | None = None
-    extra_index_urls: tuple[str, ...] | None = None
-    no_index: bool | None = None
-    sign_key: Path | None = None
-    verify_on_start: bool | None = None
+    output: Path | None = _option(  # noqa: RUF009 (it is a dataclasses.field)
+        "-o", "--output", type="path", metavar="PATH",
+        help="Archive to write.", shown="SOURCE.pyz beside SOURCE",
+    )  # fmt: skip
+    entry: str | None = _option(
+        "-m", "--entry", metavar="MOD[:FUNC]", shown="SOURCE/__main__.py",
+        help="Entry point: 'pkg.mod:func' (exit status from its return) or 'pkg.mod' "
+             "(run as python -m would).",
+    )  # fmt: skip
+    python: str = _option(
+        "-p", "--python", metavar="INTERP", default=DEFAULT_INTERPRETER,
+        help="Interpreter for the shebang line.",
+    )  # fmt: skip
+    shebang: bool = _option(
+        "--shebang/--no-shebang", kind="switch", default=True,
+        help="Write the shebang line and make the archive executable.",
+    )  # fmt: skip
+    requires_python: str | None = _option(
+        "--requires-python", metavar="SPEC", shown="SOURCE/pyproject.toml's requires-python",
+        help="Python versions the archive accepts, checked first at start-up.",
+    )  # fmt: skip
+    compile: bool = _option(
+        "--compile/--no-compile", kind="switch", default=True,
+        help="Store bytecode for the building interpreter beside each module.",
+    )  # fmt: skip
+    compress: bool = _option(
+        "--compress/--no-compress", kind="switch", default=True,
+        help="Deflate members (incompressible ones are stored).",
+    )  # fmt: skip
+    compression_level: int = _option(
+        "--compression-level", type="int", metavar="0-9", default=DEFAULT_LEVEL,
+        int_range=(0, 9), help="Deflate level.",
+    )  # fmt: skip
+    include: tuple[str, ...] = _option(
+        "--include", kind="multiple", metavar="GLOB",
+        help="Pack only files matching a gitignore-style GLOB (repeatable).",
+    )  # fmt: skip
+    exclude: tuple[str, ...] = _option(
+        "--exclude", kind="multiple", metavar="GLOB",
+        help="Leave out files and folders matching a gitignore-style GLOB (repeatable).",
+    )  # fmt: skip
+    gitignore: bool = _option(
+        "--gitignore/--no-gitignore", kind="switch", default=True,
+        help="Leave out what .gitignore files ignore.",
+    )  # fmt: skip
+    follow_symlinks: bool = _option(
+        "--follow-symlinks", kind="flag", default=False,
+        help="Pack what symlinks leading outside SOURCE point to, instead of refusing.",
+    )  # fmt: skip
+    jobs: int | None = _option(
+        "-j", "--jobs", type="int", metavar="N", int_range=(1, None), shown="one per CPU",
+        help="Worker processes for big builds; the output is the same for any N.",
+    )  # fmt: skip
+    requirements: tuple[Path, ...] = _option(
+        "-r", "--requirement", kind="multiple", type="path", metavar="FILE", key="requirements",
+        help="Bundle what this requirements file names (repeatable); installed with pip now.",
+    )  # fmt: skip
+    with_packages: tuple[str, ...] = _option(
+        "--with", kind="multiple", metavar="SPEC",
+        help="Bundle this requirement, e.g. 'click>=8' (repeatable).",
+    )  # fmt: skip
+    console_script: str | None = _option(
+        "--console-script", metavar="NAME",
+        help="Entry point: a console script that a bundled distribution declares.",
+    )  # fmt: skip
+    optional_native: tuple[str, ...] = _option(
+        "--optional-native", kind="multiple", metavar="NAME",
+        help="A bundled distribution with native code the application can run without "
+             "(repeatable): on an interpreter its code does not fit, importing it raises "
+             "ImportError instead of the archive refusing to start.",
+    )  # fmt: skip
+    find_links: tuple[str, ...] = _option(
+        "--find-links", kind="multiple", type="links", metavar="URL|DIR",
+        help="Passed to pip (repeatable).",
+    )  # fmt: skip
+    index_url: str | None = _option("--index-url", metavar="URL", help="Passed to pip.")
+    extra_index_urls: tuple[str, ...] = _option(
+        "--extra-index-url", kind="multiple", metavar="URL", help="Passed to pip (repeatable).",
+    )  # fmt: skip
+    no_index: bool = _option(
+        "--no-index", kind="flag", default=False, help="Passed to pip: only --find-links.",
+    )  # fmt: skip
+    sign_key: Path | None = _option(  # noqa: RUF009 (it is a dataclasses.field)
+        "--sign-key", type="path", metavar="KEY",
+        help="Sign the archive with this Ed25519 private key (see packer keygen).",
+    )  # fmt: skip
+    verify_on_start: bool = _option(
+        "--verify-on-start", kind="flag", default=False,
+        help="The archive checks its digest (and, with --sign-key, its signature) before "
+             "running anything.",
+    )  # fmt: skip
 
-    def merged_over(self, base: Options) -> Options:
-        """These options, with anything not given taken from *base*."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in values.items():
-            if value is None:
-                values[name] = getattr(base, name)
-        return Options(**values)
+
+def options() -> Iterator[Option]:
+    """Every option, in the order of the command line's help."""
+    for f in dataclasses.fields(Settings):
+        meta = f.metadata
+        yield Option(
+            f.name, meta["flags"], meta["help"], meta["kind"], meta["type"], f.default,
+            meta["metavar"], meta["shown"], meta["int_range"], meta["key"],
+        )  # fmt: skip
 
 
-_KEYS: dict[str, type] = {
-    "output": str,
-    "entry": str,
-    "python": str,
-    "shebang": bool,
-    "requires-python": str,
-    "compile": bool,
-    "compress": bool,
-    "compression-level": int,
-    "include": list,
-    "exclude": list,
-    "gitignore": bool,
-    "follow-symlinks": bool,
-    "jobs": int,
-    "requirements": list,
-    "with": list,
-    "console-script": str,
-    "optional-native": list,
-    "find-links": list,
-    "index-url": str,
-    "extra-index-url": list,
-    "no-index": bool,
-    "sign-key": str,
-    "verify-on-start": bool,
-}
+_BY_KEY = {option.key: option for option in options()}
+_BY_NAME = {option.name: option for option in options()}
 
 
-#: Keys whose Options field is not simply the key with dashes as underscores.
-_FIELDS = {"with": "with_packages", "extra-index-url": "extra_index_urls"}
+def _check(option: Option, value: Any, where: str, base: Path | None) -> Any:
+    """*value* for *option*, as the settings hold it; ConfigError naming *where* if it is not
+    of the option's kind. Paths are made absolute (from *base*, else the current folder)."""
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: {option.key} must be {expected}, not {value!r}")
+
+    def path(text: str) -> Any:
+        if option.type == "links" and "://" in text:
+            return text  # a URL stays as it is
+        resolved = (base / text) if base is not None else Path(text)
+        absolute = resolved.absolute()
+        return absolute if option.type == "path" else str(absolute)
+
+    if option.kind in ("switch", "flag"):
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if option.kind == "multiple":
+        if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+            raise fail("a list of strings")
+        items = list(value)
+        if not all(isinstance(item, str | Path) for item in items):
+            raise fail("a list of strings")
+        if option.type in ("path", "links"):
+            return tuple(path(str(item)) for item in items)
+        return tuple(str(item) for item in items)
+    if option.type == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+        low, high = option.int_range or (None, None)
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{where}: {option.key} must be {span}, not {value}")
+        return value
+    if not isinstance(value, str | Path):
+        raise fail("a string")
+    return path(str(value)) if option.type == "path" else str(value)
 
 
-def load_config(file: Path, *, table_required: bool = False) -> Options:
-    """Read build options from *file*.
+def given(values: Mapping[str, Any], where: str = "build()") -> dict[str, Any]:
+    """The options a caller gave (keyword names; None means not given), checked."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        option = _BY_NAME.get(name)
+        if option is None:
+            raise TypeError(f"{where} got an unexpected keyword argument {name!r}")
+        if value is None:
+            continue
+        if option.kind == "multiple" and not isinstance(value, list | tuple):
+            value = list(value)
+        out[name] = _check(option, value, where, None)
+    return out
+
+
+def resolve(*layers: Mapping[str, Any]) -> Settings:
+    """Settings from *layers* of given options, the first that gives a value winning."""
+    values: dict[str, Any] = {}
+    for layer in reversed(layers):
+        values.update(layer)
+    return Settings(**values)
+
+
+def load_config(file: Path, *, table_required: bool = False) -> dict[str, Any]:
+    """The build options *file* gives, by setting name.
 
     A ``pyproject.toml`` (or any file with a ``[tool]`` table) is read from ``[tool.packer]``;
-    any other file holds the keys at its top level. Relative paths in it (``output``) are
-    relative to the file's folder. With *table_required* False a pyproject without the table
-    gives empty options.
+    any other file holds the keys at its top level. Relative paths in it are relative to the
+    file's folder. With *table_required* False a pyproject without the table gives none.
     """
     data = _read_toml(file)
     table: Any
@@ -111,7 +265,7 @@ def load_config(file: Path, *, table_required: bool = False) -> Options:
         if table is None:
             if table_required:
                 raise ConfigError(f"{file}: has no [tool.packer] table")
-            return Options()
+            return {}
         where = f"{file}: [tool.packer]"
     else:
         table, where = data, str(file)
@@ -119,27 +273,37 @@ def load_config(file: Path, *, table_required: bool = False) -> Options:
         raise ConfigError(f"{where} is not a table")
     values: dict[str, Any] = {}
     for key, value in table.items():
-        kind = _KEYS.get(key)
-        if kind is None:
-            known = ", ".join(sorted(_KEYS))
+        option = _BY_KEY.get(key)
+        if option is None:
+            known = ", ".join(sorted(_BY_KEY))
             raise ConfigError(f"{where}: unknown key {key!r} (known keys: {known})")
-        if (isinstance(value, bool) and kind is int) or not isinstance(value, kind):
-            raise ConfigError(f"{where}: {key} must be {_describe(kind)}, not {value!r}")
-        if isinstance(value, list):
-            if not all(isinstance(item, str) for item in value):
-                raise ConfigError(f"{where}: {key} must be a list of strings")
-            value = tuple(value)
-        if key in ("output", "sign-key"):
-            value = (file.parent / value).absolute()
-        elif key == "requirements":
-            value = tuple((file.parent / item).absolute() for item in value)
-        elif key == "find-links":
-            # Local folders are relative to the file; URLs stay as they are.
-            value = tuple(
-                item if "://" in item else str((file.parent / item).absolute()) for item in value
-            )
-        values[_FIELDS.get(key, key.replace("-", "_"))] = value
-    return Options(**values)
+        values[option.name] = _check(option, value, where, file.parent)
+    return values
+
+
+def options_table() -> str:
+    """The README's table of build options (a test keeps the two the same)."""
+    rows = ["| flag | `[tool.packer]` key | default | what it does |", "|---|---|---|---|"]
+    for option in options():
+        if option.kind == "switch":
+            flag = " / ".join(f"`{f}`" for f in option.flags[0].split("/"))
+        else:
+            value = f" {option.metavar}" if option.metavar else ""
+            flag = ", ".join(f"`{f}{value}`" for f in option.flags)
+        default = option.shown_default
+        if default is None:
+            if option.kind in ("switch", "flag"):
+                default = "yes" if option.default else "no"
+            elif option.kind == "multiple":
+                default = "none"
+            else:
+                default = "-" if option.default is None else f"`{option.default}`"
+        else:
+            default = default.replace("_", "\\_")
+        key = f"`{option.key}`" + (" (list)" if option.kind == "multiple" else "")
+        cells = (flag, key, default, option.help)
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
 
 
 def project_requires_python(file: Path) -> str | None:
@@ -164,8 +328,3 @@ def _read_toml(file: Path) -> dict[str, Any]:
         raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
-
-
-def _describe(kind: type) -> str:
-    names = {str: "a string", bool: "true or false", int: "an integer", list: "a list"}
-    return names.get(kind, kind.__name__)

@@ -1,4 +1,10 @@
-"""Fixtures shared by the tests; the helpers themselves are in helpers.py."""
+"""Fixtures shared by the tests, and which tests a plain ``pytest`` runs; the helpers
+themselves are in helpers.py.
+
+A plain ``pytest`` in a checkout runs the quick, offline part of the suite. Tests that reach
+PyPI (through the fixtures that fetch wheels or build app.pyz) are marked ``network``, long
+ones ``slow``; ``pytest --all`` (the README's test command, and CI) runs everything.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,33 @@ from helpers import (
     sh_blocks,
     write_tree,
 )
+
+#: Fixtures that fetch from PyPI: any test that uses one needs the network.
+_NETWORK_FIXTURES = frozenset({"quick_start", "wheelhouse"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all",
+        action="store_true",
+        help="run the whole suite, network and slow tests included (CI does)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _NETWORK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)
+    if config.getoption("--all") or config.getoption("-m"):
+        return
+    kept, left = [], []
+    for item in items:
+        quick = item.get_closest_marker("slow") is None
+        offline = item.get_closest_marker("network") is None
+        (kept if quick and offline else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 @pytest.fixture

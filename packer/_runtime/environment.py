@@ -232,7 +232,7 @@ class _MetadataFinder:
     Its path-based finder cannot look inside a folder of a zip file, only at a zip's top.
     """
 
-    def __init__(self, archive: str, site: str, dists: List[Tuple[str, ...]]) -> None:
+    def __init__(self, archive: str, site: str, dists: List[Tuple[str, str, str]]) -> None:
         self.archive = archive
         self.site = site
         self.dists = [(_normalize(name), info) for name, _version, info in dists]

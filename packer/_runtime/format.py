@@ -951,7 +951,7 @@ class RuntimeConfig:
         signed_by: Optional[str] = None,
     ) -> None:
         self.site = site
-        self.dists = [tuple(d) for d in dists]
+        self.dists = [(d[0], d[1], d[2]) for d in dists]
         self.pth = list(pth)
         self.native = list(native)
         self.verify = verify

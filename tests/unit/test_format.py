@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from forgeries import EVIL, comment_carries_a_second_zip, zip64_that_old_readers_ignore
 from helpers import other_interpreters, write_tree
 from rawzip import (
     FOLDER,
@@ -31,7 +32,6 @@ from rawzip import (
     seal,
     sealed_archive,
 )
-from test_forgery import EVIL, comment_carries_a_second_zip, zip64_that_old_readers_ignore
 
 import packer
 from packer._runtime.format import (

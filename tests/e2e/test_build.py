@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import packer_cli, write_tree
+from helpers import packer_cli, run, write_tree
 
 import packer
 from packer._runtime.format import MANIFEST_NAME, open_archive
@@ -395,3 +395,24 @@ def test_parallel_and_sequential_builds_are_identical(
     assert one.output.read_bytes() == two.output.read_bytes()
     with pytest.raises(packer.ConfigError, match="jobs must be at least 1"):
         packer.build(src, tmp_path / "zero.pyz", entry="pkg.cli:main", jobs=0)
+
+
+def test_the_installer_is_injectable(make_tree: Callable[..., Path], tmp_path: Path) -> None:
+    # No pip and no network: an installer that lays out one distribution as pip would.
+    def install(requirements: object, specs: object, options: object, target: Path) -> None:
+        assert specs == ("greet==1.0",)
+        (target / "greet").mkdir()
+        (target / "greet" / "__init__.py").write_text("def hello():\n    return 'hi'\n")
+        info = target / "greet-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: greet\nVersion: 1.0\n")
+        (info / "RECORD").write_text("greet/__init__.py,,\ngreet-1.0.dist-info/METADATA,,\n")
+
+    src = make_tree({"app.py": "import greet\n\ndef main():\n    print(greet.hello())\n"})
+    result = packer.build(
+        src, tmp_path / "a.pyz", entry="app:main", with_packages=["greet==1.0"], installer=install
+    )
+    assert result.distributions == (("greet", "1.0", False),)
+    assert "_packer/site-packages/greet/__init__.py" in result.names
+    proc = run([result.output])
+    assert (proc.returncode, proc.stdout) == (0, "hi\n"), proc.stderr

@@ -104,6 +104,8 @@ def test_packed_suite_needs_nothing_but_the_archive(
     assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []  # no .pytest_cache, no cache
 
 
+@pytest.mark.network  # build.py fetches its pinned wheels
+@pytest.mark.slow
 def test_packed_suite_fails_when_a_packed_test_fails(tmp_path: Path) -> None:
     """A build of a copy of the checkout with one failing test added (and --no-uvloop)."""
     copy = tmp_path / "checkout"

@@ -111,6 +111,7 @@ def test_signing_refuses_damaged_or_foreign_archives(
     assert code == 1 and "no such key file" in stderr
 
 
+@pytest.mark.slow
 def test_bit_flips_in_a_verify_on_start_archive_give_one_line(
     make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import pytest
 from helpers import write_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,6 +86,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return os.path.commonpath([real, top]) == top
 
 
+@pytest.mark.slow
 @settings(
     max_examples=3000,
     deadline=None,

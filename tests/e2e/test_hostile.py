@@ -178,6 +178,7 @@ def test_a_file_in_dest_where_a_folder_goes_is_refused_before_writing(tmp_path: 
 # --- limits --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_many_small_bombs_hit_the_total_limits(tmp_path: Path) -> None:
     mib = bytes(1 << 20)
     members = [Raw(f"f{i:04d}", mib, deflate=True) for i in range(4096)]

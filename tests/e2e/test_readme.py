@@ -157,3 +157,14 @@ def test_reference_python_api_call_is_accepted() -> None:
     args = [ast.literal_eval(arg) for arg in calls[0].args]
     kwargs = {k.arg: ast.literal_eval(k.value) for k in calls[0].keywords if k.arg}
     inspect.signature(packer.build).bind(*args, **kwargs)
+
+
+def test_the_readme_lists_every_build_option_as_defined() -> None:
+    from packer.config import options_table
+
+    table = options_table()
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert table in text, (
+        "README.md's table of build options differs from packer/config.py's Settings; "
+        "paste this in its place:\n" + table
+    )
