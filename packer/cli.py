@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from ._runtime import report, toolbox
+from ._runtime import report
+from ._runtime.commands import COMMANDS, Command
 from ._runtime.format import Limits
 from .errors import PackerError
 
@@ -190,125 +191,45 @@ def _limit_options(function: F) -> F:
 _ARCHIVE = click.Path(path_type=Path)
 
 
-@main.command()
-@click.argument("archive", type=_ARCHIVE)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_limit_options
-def info(
-    archive: Path,
-    as_json: bool,
-    limits: Limits,
-) -> None:
-    """Show what ARCHIVE is: interpreter, entry point, build, sizes, digest, distributions.
+def _signature(archive: str, key: str | None) -> tuple[str, str | None]:
+    from .signing import signature_status
 
-    Reads packer archives, shiv (environment.json), pex (PEX-INFO), zipapps and plain zips.
-    """
-    with _errors():
-        data = toolbox.info(str(archive), limits)
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        for line in report.info_lines(data):
+    return signature_status(archive, key)
+
+
+def _read_command(command: Command) -> None:
+    """Add the read-side *command* to the CLI, made from its definition in the runtime's
+    command table (which the archives' own tools read too)."""
+
+    def run(archive: Path, limits: Limits, **values: Any) -> None:
+        with _errors():
+            outcome = command.run(str(archive), values, limits, signature=_signature)
+        for note in outcome.notes:
+            click.echo(f"packer: note: {note}", err=True)
+        for line in outcome.out:
             click.echo(line)
+        if outcome.status:
+            sys.exit(outcome.status)
+
+    run.__doc__ = command.help
+    function: Any = _limit_options(run)
+    for flag in reversed(command.flags):
+        if flag.metavar is None:
+            function = click.option(flag.name, flag.key, is_flag=True, help=flag.help)(function)
+        else:
+            function = click.option(flag.name, flag.key, metavar=flag.metavar, help=flag.help,
+                                    type=click.Path(path_type=Path))(function)  # fmt: skip
+    for argument in reversed(command.arguments):
+        if argument.many:
+            function = click.argument(argument.name, nargs=-1)(function)
+        else:
+            function = click.argument(argument.name, type=click.Path(path_type=Path))(function)
+    function = click.argument("archive", type=_ARCHIVE)(function)
+    main.command(command.name)(function)
 
 
-@main.command("list")
-@click.argument("archive", type=_ARCHIVE)
-@click.option("--long", "long_", is_flag=True, help="Show mode, size, packed size and method.")
-@click.option("--tree", is_flag=True, help="Indent names by folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_limit_options
-def list_command(
-    archive: Path,
-    long_: bool,
-    tree: bool,
-    as_json: bool,
-    limits: Limits,
-) -> None:
-    """List the members of ARCHIVE."""
-    with _errors():
-        notes: list[str] = []
-        rows = toolbox.list_members(str(archive), limits, notes)
-    for note in notes:
-        click.echo(f"packer: note: {note}", err=True)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    else:
-        for line in report.list_lines(rows, long_, tree):
-            click.echo(line)
-
-
-@main.command()
-@click.argument("archive", type=_ARCHIVE)
-@click.option("--key", type=click.Path(path_type=Path), metavar="PUBLIC_KEY",
-              help="Check the archive's signature against this Ed25519 public key.")  # fmt: skip
-@click.option("--require-signature", is_flag=True, help="Fail when the archive is not signed.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_limit_options
-def verify(
-    archive: Path,
-    key: Path | None,
-    require_signature: bool,
-    as_json: bool,
-    limits: Limits,
-) -> None:
-    """Check ARCHIVE: body digest, every member's SHA-256 and size, CRCs, nothing missing or extra.
-
-    Every problem is reported, one line each; the exit status is 0 only when all hold. A
-    digest detects corruption; only a signature checked with --key against a key you trust
-    says who made the archive.
-    """
-    with _errors():
-        problems, facts = toolbox.verify(str(archive), limits)
-        if key is not None or require_signature:
-            from .signing import signature_status
-
-            status, problem = signature_status(archive, key)
-            facts["signature"] = status
-            if problem:
-                problems.append(problem)
-            elif status == "absent" and (require_signature or key is not None):
-                problems.append(f"{archive.name}: not signed")
-    if as_json:
-        click.echo(json.dumps({"ok": not problems, "problems": problems, **facts}, indent=2))
-    else:
-        for line in report.verify_lines(problems, facts, archive.name):
-            click.echo(line)
-    if problems:
-        sys.exit(1)
-
-
-@main.command()
-@click.argument("archive", type=_ARCHIVE)
-@click.argument("dest", type=click.Path(path_type=Path))
-@click.argument("members", nargs=-1)
-@click.option("--overwrite", is_flag=True, help="Replace files that already exist in DEST.")
-@_limit_options
-def extract(
-    archive: Path,
-    dest: Path,
-    members: tuple[str, ...],
-    overwrite: bool,
-    limits: Limits,
-) -> None:
-    """Extract ARCHIVE (or the MEMBERS named; folders select their contents) into DEST.
-
-    Names that would land outside DEST are refused before anything is written; existing
-    files are kept unless --overwrite.
-    """
-    notes: list[str] = []
-    with _errors():
-        written = toolbox.extract(
-            str(archive),
-            str(dest),
-            members,
-            overwrite,
-            limits,
-            notes,
-        )
-    for note in notes:
-        click.echo(f"packer: note: {note}", err=True)
-    click.echo(f"extracted {len(written)} files to {dest}")
+for _command in COMMANDS:
+    _read_command(_command)
 
 
 @main.command()
@@ -325,30 +246,6 @@ def convert(archive: Path, to: str, output: Path, python: str | None, limits: Li
     with _errors():
         out = convert_archive(archive, output, to, interpreter=python, limits=limits)
     click.echo(f"wrote {out}")
-
-
-@main.command("diff")
-@click.argument("a", type=_ARCHIVE)
-@click.argument("b", type=_ARCHIVE)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_limit_options
-def diff_command(a: Path, b: Path, as_json: bool, limits: Limits) -> None:
-    """Compare archives A and B: members added (+), removed (-), changed (~), and fields.
-
-    Exit status 0 when identical, 1 when not.
-    """
-
-    from .diff import diff as diff_archives
-
-    with _errors():
-        result = diff_archives(a, b, limits)
-    if as_json:
-        click.echo(json.dumps(result.as_json(), indent=2))
-    else:
-        for line in result.lines():
-            click.echo(line)
-        click.echo("identical" if result.identical else "different")
-    sys.exit(0 if result.identical else 1)
 
 
 @main.command()

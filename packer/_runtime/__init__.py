@@ -46,7 +46,7 @@ def main(
         sys.excepthook = _print_exception
     if os.environ.get("PACKER_TOOLS", "") not in ("", "0"):
         # The archive's own read-only tools; inspecting never needs its code activated.
-        from .report import tools_main
+        from .commands import tools_main
 
         sys.exit(tools_main(archive, sys.argv[1:]))
     # The stub has already checked the digest when asked to (before importing this).

@@ -1,17 +1,10 @@
-"""Text for the read-only tools, and ``PACKER_TOOLS=1 ./app.pyz info|list|verify|extract``.
+"""Text for the read-only tools: what info, list and verify print, the same from packer and
+from an archive's own tools (``PACKER_TOOLS=1``).
 
-The packer CLI prints the same lines, so an archive's built-in tools and packer agree.
 Stdlib only and Python 3.9 syntax: this module is copied into every archive.
 """
 
 from __future__ import annotations
-
-import json
-import os
-import sys
-
-from .errors import PackerError
-from .toolbox import extract, info, list_members, verify
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
@@ -24,7 +17,6 @@ __all__ = [
     "info_lines",
     "list_lines",
     "printable",
-    "tools_main",
     "verify_lines",
 ]
 
@@ -149,69 +141,3 @@ def verify_lines(problems: Sequence[str], facts: Dict[str, Any], path: str) -> L
     lines += ["note: %s" % note for note in facts.get("notes") or []]
     lines.append(DIGEST_NOTE)
     return [printable(line) for line in lines]
-
-
-_USAGE = (
-    "usage: PACKER_TOOLS=1 %s info [--json] | list [--long] [--tree] [--json] | "
-    "verify [--json] | extract DEST [MEMBER ...] [--overwrite]"
-)
-
-
-def tools_main(archive: str, argv: Sequence[str]) -> int:
-    """The archive's own read-only tools; what ``PACKER_TOOLS=1 ./app.pyz ...`` runs."""
-    name = os.path.basename(archive)
-    args = list(argv)
-    flags = {a for a in args if a.startswith("--")}
-    words = [a for a in args if not a.startswith("--")]
-    if not words or words[0] not in ("info", "list", "verify", "extract"):
-        sys.stderr.write(_USAGE % name + "\n")
-        return 2
-    command, rest = words[0], words[1:]
-    notes: List[str] = []
-    allowed = {
-        "info": {"--json"},
-        "list": {"--json", "--long", "--tree"},
-        "verify": {"--json"},
-        "extract": {"--overwrite"},
-    }[command]
-    if flags - allowed or (command != "extract" and rest) or (command == "extract" and not rest):
-        sys.stderr.write(_USAGE % name + "\n")
-        return 2
-    try:
-        if command == "info":
-            data = info(archive)
-            _out(
-                [json.dumps(data, indent=2, sort_keys=True)]
-                if "--json" in flags
-                else info_lines(data)
-            )
-        elif command == "list":
-            rows = list_members(archive, notes=notes)
-            if "--json" in flags:
-                _out([json.dumps(rows, indent=2)])
-            else:
-                _out(list_lines(rows, "--long" in flags, "--tree" in flags))
-        elif command == "verify":
-            problems, facts = verify(archive)
-            facts["notes"].append(TOOLS_NOTE[len("note: ") :])
-            if "--json" in flags:
-                _out([json.dumps({"ok": not problems, "problems": problems, **facts}, indent=2)])
-            else:
-                _out(verify_lines(problems, facts, name))
-            return 1 if problems else 0
-        else:
-            written = extract(
-                archive, rest[0], rest[1:], overwrite="--overwrite" in flags, notes=notes
-            )
-            _out(["extracted %d files to %s" % (len(written), rest[0])])
-    except PackerError as error:
-        sys.stderr.write("%s: %s\n" % (name, printable(error)))
-        return 1
-    finally:
-        for note in notes:
-            sys.stderr.write("%s: note: %s\n" % (name, note))
-    return 0
-
-
-def _out(lines: Sequence[str]) -> None:
-    sys.stdout.write("".join(line + "\n" for line in lines))

@@ -27,9 +27,9 @@ from rawzip import (
 
 import packer
 from packer._runtime import toolbox
+from packer._runtime.diff import diff
 from packer._runtime.format import Limits, open_archive
 from packer.convert import convert
-from packer.diff import diff
 
 
 def _tree(root: Path) -> set[str]:

@@ -19,8 +19,8 @@ from rawzip import SEAL_SIZE, seal
 
 import packer
 from packer._runtime import toolbox
+from packer._runtime.diff import diff
 from packer.convert import convert
-from packer.diff import diff
 
 APP = {
     "pkg/__init__.py": "",

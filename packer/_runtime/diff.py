@@ -1,5 +1,8 @@
 """Compare two archives: members added, removed and changed (by content hash), and the
-manifest fields and interpreter lines that differ. Reads both as zips; runs neither."""
+manifest fields and interpreter lines that differ. Reads both as zips; runs neither.
+
+Stdlib only and Python 3.9 syntax: this module is copied into every archive.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._runtime.format import MANIFEST_NAME, Limits, open_archive
-from ._runtime.toolbox import _refuse_mismatch
+from .format import MANIFEST_NAME, Limits, open_archive
+from .toolbox import _refuse_mismatch
 
 __all__ = ["ArchiveDiff", "diff"]
 
