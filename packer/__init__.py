@@ -20,11 +20,14 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._runtime.environment import Environment, mount
+    from ._runtime.format import Archive, open_archive
     from .builder import BuildResult, build
 
 # The builder and the runtime load on first use, so `packer --version` and the inspection
 # commands start quickly.
 _LAZY = {
+    "Archive": "._runtime.format",
+    "open_archive": "._runtime.format",
     "BuildResult": ".builder",
     "build": ".builder",
     "Environment": "._runtime.environment",
@@ -41,6 +44,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Archive",
     "ArchiveError",
     "BuildError",
     "BuildResult",
@@ -52,4 +56,5 @@ __all__ = [
     "__version__",
     "build",
     "mount",
+    "open_archive",
 ]

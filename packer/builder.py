@@ -21,11 +21,12 @@ from ._runtime.format import (
     RuntimeConfig,
     native_key,
 )
-from ._runtime.report import human_size
+from ._runtime.render import human_size
 from ._version import __version__
-from .bundle import PipOptions, install, scan
 from .config import Settings, load_config, project_requires_python, resolve
+from .dependencies import PipOptions, install, scan
 from .errors import ConfigError, EntryPointError, SourceError
+from .members import MemberJob, produce, produce_members
 from .output import atomic_output, new_file_mode
 from .plan import (
     Plan,
@@ -37,7 +38,6 @@ from .plan import (
     member_jobs,
     planned_names,
 )
-from .producer import Job, produce, produce_in_order
 from .stub import render_stub
 from .zipwriter import (
     FILE_MODE,
@@ -227,7 +227,7 @@ def _write(
             stored += member.size
 
         for done, (job, members) in enumerate(
-            produce_in_order(jobs, level, workers=options.jobs), start=1
+            produce_members(jobs, level, workers=options.jobs), start=1
         ):
             if job.compile and len(members) == 1:
                 warnings.append(f"{job.name}: not compiled (syntax error); shipped as source")
@@ -246,7 +246,9 @@ def _write(
         # An archive that checks itself at start runs its stub from source, stored: a flipped
         # bit then cannot reach marshal or zlib before the check.
         checked = runtime.verify
-        stub_job = Job(STUB_NAME, None, stub, FILE_MODE, do_compile and not checked, len(stub))
+        stub_job = MemberJob(
+            STUB_NAME, None, stub, FILE_MODE, do_compile and not checked, len(stub)
+        )
         for member in produce(stub_job, None if checked else level):
             add(member)
         for folder in folder_entries([*entries, MANIFEST_NAME]):

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from ._runtime import report
+from ._runtime import render
 from ._runtime.commands import COMMANDS, Command
 from ._runtime.format import Limits
 from .errors import PackerError
@@ -30,7 +30,7 @@ class _Failure(click.ClickException):
     exit_code = 1
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"packer: {report.printable(self.format_message())}", err=True)
+        click.echo(f"packer: {render.printable(self.format_message())}", err=True)
 
 
 def _fail(error: PackerError) -> click.ClickException:
@@ -305,9 +305,9 @@ def cache_info_command(as_json: bool) -> None:
     for e in entries:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         state = "" if e.complete else "  (incomplete)"
-        click.echo(f"  {e.name}  {report.human_size(e.size)}  last used {when}{state}")
+        click.echo(f"  {e.name}  {render.human_size(e.size)}  last used {when}{state}")
     total = sum(e.size for e in entries)
-    click.echo(f"{len(entries)} entries, {report.human_size(total)}")
+    click.echo(f"{len(entries)} entries, {render.human_size(total)}")
 
 
 @cache.command("prune")
@@ -323,7 +323,7 @@ def cache_prune_command(older_than: float | None, remove_all: bool) -> None:
         raise click.UsageError("give --older-than DAYS or --all")
     removed, busy = prune(older_than, remove_all=remove_all)
     for entry in removed:
-        click.echo(f"removed {entry.name} ({report.human_size(entry.size)})")
+        click.echo(f"removed {entry.name} ({render.human_size(entry.size)})")
     for entry in busy:
         click.echo(f"kept {entry.name}: in use by a running archive, or being extracted", err=True)
     click.echo(f"{len(removed)} removed, {len(busy)} in use")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._runtime.format import MANIFEST_NAME, Archive, Entry, Limits, open_archive
-from ._runtime.toolbox import _refuse_mismatch
+from ._runtime.inspection import refuse_damaged
 from .config import DEFAULT_INTERPRETER
 from .errors import BuildError
 from .output import atomic_output, new_file_mode
@@ -52,7 +52,7 @@ def convert(
     if to != "pyz" and interpreter is not None:
         raise BuildError("-p/--python only goes with --to pyz")
     with open_archive(str(src), limits) as archive:
-        _refuse_mismatch(archive)
+        refuse_damaged(archive)
         manifest = archive.manifest() if archive.layout.strict else None
         if to != "tar" and manifest is not None and manifest.runtime.signed_by:
             raise BuildError(

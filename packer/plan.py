@@ -28,11 +28,11 @@ from ._runtime.format import (
     RuntimeConfig,
 )
 from ._runtime.gate import python_supported
-from .bundle import Distribution, Staged
 from .config import Settings
+from .dependencies import Distribution, Staged
 from .entry import EntryPoint, parse_entry
 from .errors import BuildError, EntryPointError, SourceError
-from .producer import Job
+from .members import MemberJob
 from .pyversion import Clause, parse_requires_python
 from .selection import Patterns, Selection, SourceFile, select_files
 from .zipwriter import EXEC_MODE, FILE_MODE
@@ -272,16 +272,16 @@ def _is_output(name: str, path: Path, out: Path) -> bool:
     return real == out or (real.parent == out.parent and name != out.name)
 
 
-def member_jobs(plan: Plan, options: Settings) -> list[Job]:
+def member_jobs(plan: Plan, options: Settings) -> list[MemberJob]:
     """The members to produce (compile, hash, compress), in name order; the stub and the
     manifest are made by the writer."""
-    jobs: list[Job] = []
+    jobs: list[MemberJob] = []
     do_compile = options.compile is not False
     for item in plan.files:
         name = APP_MAIN_MODULE + ".py" if item.name == STUB_NAME else item.name
         mode = EXEC_MODE if item.executable else FILE_MODE
         jobs.append(
-            Job(name, item.path, None, mode, do_compile and name.endswith(".py"), item.size)
+            MemberJob(name, item.path, None, mode, do_compile and name.endswith(".py"), item.size)
         )
     staged = plan.staged
     if staged is not None:
@@ -300,17 +300,21 @@ def member_jobs(plan: Plan, options: Settings) -> list[Job]:
                 pyc = None
                 if compiles and dist.name in native:
                     pyc = f"{folder}/{_cached_pyc(rel)}"
-                jobs.append(Job(f"{folder}/{rel}", path, None, mode, compiles, st.st_size, pyc))
+                jobs.append(
+                    MemberJob(f"{folder}/{rel}", path, None, mode, compiles, st.st_size, pyc)
+                )
         for rel in staged.loose:
             path = staged.root / rel
             compiles = do_compile and rel.endswith(".py")
             jobs.append(
-                Job(f"{SITE_PACKAGES}/{rel}", path, None, FILE_MODE, compiles, path.stat().st_size)
+                MemberJob(
+                    f"{SITE_PACKAGES}/{rel}", path, None, FILE_MODE, compiles, path.stat().st_size
+                )
             )
     runtime_dir = Path(_runtime.__file__).parent
     for path in sorted(runtime_dir.glob("*.py")):
         name = f"{RUNTIME_PACKAGE}/{path.name}"
-        jobs.append(Job(name, path, None, FILE_MODE, do_compile, path.stat().st_size))
+        jobs.append(MemberJob(name, path, None, FILE_MODE, do_compile, path.stat().st_size))
     jobs.sort(key=lambda job: job.name)
     return jobs
 
@@ -331,7 +335,7 @@ def folder_entries(names: Iterable[str]) -> list[str]:
     return sorted(f for f in folders if f + "__init__.py" not in present)
 
 
-def planned_names(jobs: list[Job]) -> list[str]:
+def planned_names(jobs: list[MemberJob]) -> list[str]:
     """Every member name the build will certainly write (bytecode aside)."""
     return [job.name for job in jobs] + [STUB_NAME, MANIFEST_NAME]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._runtime.format import SEAL_SIZE, open_archive, seal_comment, signed_message
-from ._runtime.toolbox import FORMAT1_NOTE
+from ._runtime.inspection import FORMAT1_NOTE
 from .errors import ArchiveError, BuildError, ConfigError
 from .output import atomic_output
 

@@ -8,6 +8,9 @@ beside the final one, puts a marker in it last and renames it into place: concur
 runs race harmlessly, and a run killed half-way leaves only a temporary folder that nothing
 trusts. A cache folder that is not this user's alone is never used.
 
+One module for the cache's whole life (where it is, whom it trusts, filling, checking and
+pruning it), longer than most: its locks and ownership rules only hold when read together.
+
 Stdlib only and Python 3.9 syntax: this module is copied into every archive.
 """
 

@@ -13,8 +13,9 @@ import os
 import sys
 
 from .errors import PackerError
-from .report import TOOLS_NOTE, info_lines, list_lines, printable, verify_lines
-from .toolbox import extract, info, list_members, verify
+from .extraction import extract
+from .inspection import info, list_members, verify
+from .render import TOOLS_NOTE, info_lines, list_lines, printable, verify_lines
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:

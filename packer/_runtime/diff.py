@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .format import MANIFEST_NAME, Limits, open_archive
-from .toolbox import _refuse_mismatch
+from .inspection import refuse_damaged
 
 __all__ = ["ArchiveDiff", "diff"]
 
@@ -69,7 +69,7 @@ def _load(path: str, limits: Limits | None) -> tuple[dict[str, str], dict[str, A
     interpreter line."""
     hashes: dict[str, str] = {}
     with open_archive(path, limits) as archive:
-        _refuse_mismatch(archive)
+        refuse_damaged(archive)
         manifest = archive.manifest() if archive.layout.strict else None
         fields = manifest.body() if manifest is not None else {}
         fields.pop("members", None)

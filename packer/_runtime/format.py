@@ -770,9 +770,10 @@ class Archive:
                 "%s: member %r is damaged: %s" % (self.name, entry.name, exc)
             ) from None
         if produced != entry.size:
+            found = "more than" if produced > entry.size else "%d bytes, not" % produced
             raise ArchiveError(
-                "%s: member %r is damaged: %s bytes, the zip says %d"
-                % (self.name, entry.name, "more" if produced > entry.size else produced, entry.size)
+                "%s: member %r is damaged: %s the %d bytes the zip says"
+                % (self.name, entry.name, found, entry.size)
             )
         if crc != entry.crc:
             raise ArchiveError("%s: member %r is damaged: bad CRC-32" % (self.name, entry.name))

@@ -31,7 +31,7 @@ _LOCAL_HEADER = 30
 _UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")
 
 
-class _Archive:
+class _ArchiveFile:
     """One archive file: its table of contents and a descriptor to read members with."""
 
     def __init__(self, path: str, toc: Dict[str, Tuple[Any, ...]]) -> None:
@@ -67,7 +67,7 @@ class _Archive:
         return zlib.decompress(data, -15) if compress else data
 
 
-_archives: Dict[str, _Archive] = {}
+_archives: Dict[str, _ArchiveFile] = {}
 
 
 def install(archive: str) -> None:
@@ -83,7 +83,7 @@ def install(archive: str) -> None:
         toc = zipimport._zip_directory_cache.get(archive)  # type: ignore[attr-defined]
     if not isinstance(toc, dict):
         return  # a zipimport we do not know: leave imports to it
-    _archives[archive] = _Archive(archive, toc)
+    _archives[archive] = _ArchiveFile(archive, toc)
     if _path_hook not in sys.path_hooks:
         sys.path_hooks.insert(0, _path_hook)
     for path in list(sys.path_importer_cache):
@@ -104,31 +104,31 @@ def _path_hook(path: str) -> _Finder:
 class _Finder:
     """The importer for one ``sys.path`` entry (the archive or a folder in it)."""
 
-    def __init__(self, archive: _Archive, prefix: str) -> None:
-        self.archive = archive
+    def __init__(self, archive: _ArchiveFile, prefix: str) -> None:
+        self.file = archive
         self.prefix = prefix
         self.path = archive.path + ("/" + prefix.rstrip("/") if prefix else "")
 
     def find_spec(self, fullname: str, target: object = None) -> Optional[ModuleSpec]:
-        toc = self.archive.toc
+        toc = self.file.toc
         tail = fullname.rpartition(".")[2]
         rel = self.prefix + tail
         for init in (rel + "/__init__.pyc", rel + "/__init__.py"):
             if init in toc:
-                loader = _Loader(self.archive, fullname, rel + "/__init__", True)
+                loader = _Loader(self.file, fullname, rel + "/__init__", True)
                 spec = ModuleSpec(fullname, loader, origin=loader.origin, is_package=True)  # type: ignore[arg-type]
-                spec.submodule_search_locations = [self.archive.path + "/" + rel]
+                spec.submodule_search_locations = [self.file.path + "/" + rel]
                 spec.has_location = True
                 return spec
         if rel + ".pyc" in toc or rel + ".py" in toc:
-            loader = _Loader(self.archive, fullname, rel, False)
+            loader = _Loader(self.file, fullname, rel, False)
             spec = ModuleSpec(fullname, loader, origin=loader.origin)  # type: ignore[arg-type]
             spec.has_location = True
             return spec
         if rel + "/" in toc:
             # A folder without __init__: a portion of a namespace package.
             spec = ModuleSpec(fullname, None, is_package=True)
-            spec.submodule_search_locations = [self.archive.path + "/" + rel]
+            spec.submodule_search_locations = [self.file.path + "/" + rel]
             return spec
         return None
 
@@ -139,7 +139,7 @@ class _Finder:
         """What ``pkgutil.iter_modules`` lists for this path entry."""
         seen = set()
         depth = self.prefix.count("/")
-        for name in sorted(self.archive.toc):
+        for name in sorted(self.file.toc):
             if not name.startswith(self.prefix) or name.count("/") > depth + 1:
                 continue
             rest = name[len(self.prefix) :]
@@ -157,8 +157,8 @@ class _Finder:
 class _Loader:
     """Loads one module's code, once."""
 
-    def __init__(self, archive: _Archive, fullname: str, stem: str, is_package: bool) -> None:
-        self._archive = archive
+    def __init__(self, archive: _ArchiveFile, fullname: str, stem: str, is_package: bool) -> None:
+        self._file = archive
         self.name = fullname
         self._stem = stem
         self._is_package = is_package
@@ -180,10 +180,10 @@ class _Loader:
         return self.origin
 
     def get_code(self, fullname: str) -> Any:
-        toc = self._archive.toc
+        toc = self._file.toc
         pyc = self._stem + ".pyc"
         if pyc in toc:
-            data = self._archive.read(pyc)
+            data = self._file.read(pyc)
             if data[:4] == MAGIC_NUMBER and data[4:8] == _UNCHECKED_HASH_FLAGS:
                 return marshal.loads(memoryview(data)[16:])
         source = self.get_source(fullname)
@@ -193,15 +193,15 @@ class _Loader:
 
     def get_source(self, fullname: str) -> Optional[str]:
         name = self._stem + ".py"
-        if name not in self._archive.toc:
+        if name not in self._file.toc:
             return None
-        return decode_source(self._archive.read(name))
+        return decode_source(self._file.read(name))
 
     def get_data(self, path: str) -> bytes:
-        if path.startswith(self._archive.path + "/"):
-            path = path[len(self._archive.path) + 1 :]
+        if path.startswith(self._file.path + "/"):
+            path = path[len(self._file.path) + 1 :]
         try:
-            return self._archive.read(path)
+            return self._file.read(path)
         except KeyError:
             raise OSError(0, "", path) from None
 
@@ -210,5 +210,5 @@ class _Loader:
             return None
         folder = self._stem.rpartition("/")[0]
         parent = folder.rpartition("/")[0]
-        importer = zipimport.zipimporter(self._archive.path + ("/" + parent if parent else ""))
+        importer = zipimport.zipimporter(self._file.path + ("/" + parent if parent else ""))
         return importer.get_resource_reader(fullname)

@@ -12,6 +12,7 @@ import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import packer_cli, run, write_tree
@@ -381,9 +382,20 @@ def test_output_defaults_to_source_name_beside_it(
 
 
 def test_parallel_and_sequential_builds_are_identical(
-    make_tree: Callable[..., Path], tmp_path: Path
+    make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from packer.producer import PARALLEL_THRESHOLD
+    import concurrent.futures
+
+    from packer.members import PARALLEL_THRESHOLD
+
+    submitted: list[int] = []
+
+    class Counting(concurrent.futures.ProcessPoolExecutor):
+        def submit(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            submitted.append(1)
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Counting)
 
     # Enough source that the build fans out to worker processes.
     body = "".join(f"def f{i}(x):\n    return x * {i} + {i}\n" for i in range(400))
@@ -391,7 +403,9 @@ def test_parallel_and_sequential_builds_are_identical(
     assert sum(len(v) for v in files.values()) * 10 > PARALLEL_THRESHOLD
     src = make_tree({**APP, **files})
     one = packer.build(src, tmp_path / "one.pyz", entry="pkg.cli:main", jobs=1)
+    assert submitted == [], "jobs=1 produces every member in this process"
     two = packer.build(src, tmp_path / "two.pyz", entry="pkg.cli:main", jobs=2)
+    assert len(submitted) >= 2, "jobs=2 hands batches to worker processes"
     assert one.output.read_bytes() == two.output.read_bytes()
     with pytest.raises(packer.ConfigError, match="jobs must be at least 1"):
         packer.build(src, tmp_path / "zero.pyz", entry="pkg.cli:main", jobs=0)

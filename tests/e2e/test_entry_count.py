@@ -11,7 +11,7 @@ import pytest
 from helpers import other_interpreters, packer_cli, run
 
 import packer
-from packer._runtime import toolbox
+from packer._runtime import inspection
 
 FILES = 70_000
 
@@ -51,7 +51,7 @@ def test_an_archive_for_313_only_may_use_zip64(big_tree: Path, tmp_path: Path) -
         big_tree, out, entry="app", compile=False, requires_python=">=3.13", compress=False
     )
     assert result.members > 65535
-    problems, facts = toolbox.verify(str(out))
+    problems, facts = inspection.verify(str(out))
     assert problems == [] and facts["digest"] == "ok"
     newer = [python for python, version in other_interpreters() if version >= (3, 13)]
     if not newer:

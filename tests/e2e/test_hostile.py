@@ -26,7 +26,7 @@ from rawzip import (
 )
 
 import packer
-from packer._runtime import toolbox
+from packer._runtime import extraction, inspection
 from packer._runtime.diff import diff
 from packer._runtime.format import Limits, open_archive
 from packer.convert import convert
@@ -75,7 +75,7 @@ def test_a_chain_of_links_cannot_write_outside(tmp_path: Path) -> None:
     # Without the file below it, the chain itself is refused before anything is written.
     path.write_bytes(archive(members[:-1]))
     with pytest.raises(packer.ArchiveError, match=r"'l1' -> 'l0/\.\.' leads through another"):
-        toolbox.extract(str(path), str(tmp_path / "dest"))
+        extraction.extract(str(path), str(tmp_path / "dest"))
     assert _tree(tmp_path / "dest") == set()
     assert list(outside.iterdir()) == []
 
@@ -100,7 +100,7 @@ def test_link_targets_are_resolved_as_the_kernel_would(
     path = tmp_path / "links.zip"
     path.write_bytes(archive(members))
     with pytest.raises(packer.ArchiveError, match=why):
-        toolbox.extract(str(path), str(tmp_path / "dest"))
+        extraction.extract(str(path), str(tmp_path / "dest"))
     assert _tree(tmp_path / "dest") == set()
 
 
@@ -109,7 +109,7 @@ def test_a_link_inside_is_made_last_and_works(tmp_path: Path) -> None:
                Raw("data/alias.txt", b"real.txt", mode=LINK)]  # fmt: skip
     path = tmp_path / "ok.zip"
     path.write_bytes(archive(members))
-    toolbox.extract(str(path), str(tmp_path / "dest"))
+    extraction.extract(str(path), str(tmp_path / "dest"))
     alias = tmp_path / "dest" / "data" / "alias.txt"
     assert alias.is_symlink() and alias.read_text() == "real"
 
@@ -124,14 +124,14 @@ def test_links_already_in_dest_are_refused_not_followed(tmp_path: Path) -> None:
     path = tmp_path / "a.zip"
     path.write_bytes(archive([Raw("sub/x", b"pwned")]))
     with pytest.raises(packer.ArchiveError, match="symlink already in the destination"):
-        toolbox.extract(str(path), str(dest), overwrite=True)
+        extraction.extract(str(path), str(dest), overwrite=True)
     # A stale temporary name that is a link is never written through either.
     (dest / "sub").unlink()
     (dest / "y.packer-tmp").symlink_to(outside / "x")
     for i in range(20):
         (dest / f".y.{i:08x}.packer-tmp").symlink_to(outside / "x")
     path.write_bytes(archive([Raw("y", b"pwned")]))
-    toolbox.extract(str(path), str(dest))
+    extraction.extract(str(path), str(dest))
     assert (dest / "y").read_bytes() == b"pwned"
     assert (outside / "x").read_text() == "keep"
 
@@ -157,7 +157,7 @@ def test_bad_names_and_clashes_are_refused_before_writing(
     path = tmp_path / "bad.zip"
     path.write_bytes(archive([Raw(n, b"data") for n in sorted(names)]))
     with pytest.raises(packer.ArchiveError, match=why):
-        toolbox.extract(str(path), str(tmp_path / "dest"))
+        extraction.extract(str(path), str(tmp_path / "dest"))
     assert _tree(tmp_path / "dest") == set()
     proc = packer_cli("extract", path, tmp_path / "dest")
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
@@ -171,7 +171,7 @@ def test_a_file_in_dest_where_a_folder_goes_is_refused_before_writing(tmp_path: 
     path = tmp_path / "a.zip"
     path.write_bytes(archive([Raw("aaa.txt", b"1"), Raw("pkg/mod.py", b"2")]))
     with pytest.raises(packer.ArchiveError, match="needs a folder"):
-        toolbox.extract(str(path), str(dest), overwrite=True)
+        extraction.extract(str(path), str(dest), overwrite=True)
     assert _tree(dest) == {"pkg"}
 
 
@@ -187,7 +187,7 @@ def test_many_small_bombs_hit_the_total_limits(tmp_path: Path) -> None:
     assert path.stat().st_size < 8 << 20
     _refused_everywhere(path, tmp_path, "times the archive's size")
     with pytest.raises(packer.ArchiveError, match="more than the limit of 1000"):
-        toolbox.verify(str(path), Limits(max_size=1000, max_ratio=1e9))
+        inspection.verify(str(path), Limits(max_size=1000, max_ratio=1e9))
 
 
 def test_overlapping_entries_are_refused_everywhere(tmp_path: Path) -> None:
@@ -249,7 +249,7 @@ def test_a_second_end_record_in_the_comment_is_what_every_reader_reads(tmp_path:
     path.write_bytes(body + end_record(2, 0, 0, len(comment)) + comment)
     with zipfile.ZipFile(path) as zf:
         assert zf.namelist() == []
-    data = toolbox.info(str(path))
+    data = inspection.info(str(path))
     assert (data["kind"], data["members"], data["digest"]["status"]) == ("zip", 0, "absent")
     proc = packer_cli("verify", path, "--require-signature")
     assert proc.returncode == 1 and "not signed" in proc.stdout, proc.stdout
@@ -342,9 +342,9 @@ def test_the_raw_writer_makes_archives_packer_accepts(tmp_path: Path) -> None:
     # The hostile cases above differ from this one only in what they break.
     path = tmp_path / "good.pyz"
     path.write_bytes(packer_like({"a.py": b"print(1)\n", "pkg/b.txt": b"b"}))
-    problems, facts = toolbox.verify(str(path))
+    problems, facts = inspection.verify(str(path))
     assert problems == [] and facts["digest"] == "ok"
-    toolbox.extract(str(path), str(tmp_path / "dest"))
+    extraction.extract(str(path), str(tmp_path / "dest"))
     assert (tmp_path / "dest" / "pkg" / "b.txt").read_bytes() == b"b"
     diff(path, path)
     convert(path, tmp_path / "c.zip", "zip")

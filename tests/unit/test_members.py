@@ -11,7 +11,7 @@ from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 
 import packer
-from packer.producer import bytecode
+from packer.members import bytecode
 from packer.zipwriter import DEFLATED, STORED, prepare
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 from .zipwriter import FILE_MODE, Member, prepare
 
-__all__ = ["Job", "produce_in_order"]
+__all__ = ["MemberJob", "produce_members"]
 
 #: Below this much work (bytes read, with sources to compile weighted by how much slower
 #: compiling is than deflating) members are produced in this process: starting workers costs
@@ -37,7 +37,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
-class Job:
+class MemberJob:
     """One member to produce: from a file, or from bytes already in memory."""
 
     name: str
@@ -50,7 +50,7 @@ class Job:
     pyc_name: str | None = None
 
 
-def produce(job: Job, level: int | None) -> list[Member]:
+def produce(job: MemberJob, level: int | None) -> list[Member]:
     """The member for *job*, and its bytecode member when it compiles."""
     if job.data is not None:
         data = job.data
@@ -89,7 +89,7 @@ def bytecode(name: str, source: bytes) -> bytes | None:
     return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + body
 
 
-def _produce_batch(jobs: list[Job], level: int | None) -> list[list[Member]]:
+def _produce_batch(jobs: list[MemberJob], level: int | None) -> list[list[Member]]:
     return [produce(job, level) for job in jobs]
 
 
@@ -105,13 +105,13 @@ def _init_worker(parent: int) -> None:
         os._exit(1)  # the parent died before we could ask to follow it
 
 
-def _work(job: Job) -> int:
+def _work(job: MemberJob) -> int:
     return job.size * (_COMPILE_WEIGHT if job.compile else 1)
 
 
-def produce_in_order(
-    jobs: list[Job], level: int | None, workers: int | None = None
-) -> Iterator[tuple[Job, list[Member]]]:
+def produce_members(
+    jobs: list[MemberJob], level: int | None, workers: int | None = None
+) -> Iterator[tuple[MemberJob, list[Member]]]:
     """Yield ``(job, members)`` for every job, in job order.
 
     Large builds fan out to worker processes (compiling and deflating hold the GIL too often
@@ -143,7 +143,7 @@ def produce_in_order(
     pool = ProcessPoolExecutor(
         max_workers=count, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
     )
-    pending: deque[tuple[list[Job], Future[list[list[Member]]]]] = deque()
+    pending: deque[tuple[list[MemberJob], Future[list[list[Member]]]]] = deque()
     try:
         for batch in batches:
             pending.append((batch, pool.submit(_produce_batch, batch, level)))
@@ -159,8 +159,8 @@ def produce_in_order(
 
 
 def _drain_one(
-    pending: deque[tuple[list[Job], Future[list[list[Member]]]]], interrupted: list[int]
-) -> Iterator[tuple[Job, list[Member]]]:
+    pending: deque[tuple[list[MemberJob], Future[list[list[Member]]]]], interrupted: list[int]
+) -> Iterator[tuple[MemberJob, list[Member]]]:
     batch, future = pending.popleft()
     results = future.result()
     if interrupted:
@@ -168,9 +168,9 @@ def _drain_one(
     yield from zip(batch, results, strict=True)
 
 
-def _batches(jobs: list[Job]) -> list[list[Job]]:
-    batches: list[list[Job]] = []
-    current: list[Job] = []
+def _batches(jobs: list[MemberJob]) -> list[list[MemberJob]]:
+    batches: list[list[MemberJob]] = []
+    current: list[MemberJob] = []
     size = 0
     for job in jobs:
         current.append(job)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from rawzip import SEAL_SIZE, seal
 
 import packer
-from packer._runtime import toolbox
+from packer._runtime import extraction, inspection
 from packer._runtime.diff import diff
 from packer.convert import convert
 
@@ -103,9 +103,9 @@ def test_damage_with_a_recomputed_digest_is_contained(mutated: bytes) -> None:
         dest = root / "dest"
         accepted = True
         calls = [
-            lambda: toolbox.info(str(archive)),
-            lambda: toolbox.list_members(str(archive)),
-            lambda: toolbox.extract(str(archive), str(dest)),
+            lambda: inspection.info(str(archive)),
+            lambda: inspection.list_members(str(archive)),
+            lambda: extraction.extract(str(archive), str(dest)),
             lambda: convert(archive, root / "converted.zip", "zip"),
             lambda: diff(archive, archive),
         ]
@@ -116,7 +116,7 @@ def test_damage_with_a_recomputed_digest_is_contained(mutated: bytes) -> None:
                 assert "\n" not in str(error)
                 accepted = False
         try:
-            problems, _facts = toolbox.verify(str(archive))
+            problems, _facts = inspection.verify(str(archive))
         except packer.PackerError as error:
             assert "\n" not in str(error)
             problems = [str(error)]
