@@ -127,7 +127,7 @@ def main() -> None:
             f"`python bench/verify.py --rounds {args.rounds}` — a {size / 1e6:.0f} MB archive "
             f"({members / 1e6:.0f} MB of members in 1 MB files: random ones, stored, and text "
             f"ones, deflated {text_in / max(text_out, 1):.1f}:1); "
-            f"{machine_line()}, {os.cpu_count()} threads for packer.\n\n"
+            f"{machine_line()}, {(os.cpu_count() or 1) + 1} threads for packer.\n\n"
             + "\n".join(rows)
             + "\n\n`packer verify` parses the archive's structure, hashes the whole file "
             "(SHA-256) and, in parallel, inflates every member, checks its CRC and size and "
