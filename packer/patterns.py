@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Pattern", "PatternList", "parse_gitignore"]
+__all__ = ["GlobRule", "GlobRules", "parse_gitignore"]
 
 
 @dataclass(frozen=True)
-class Pattern:
+class GlobRule:
     """One compiled pattern, relative to the folder *base* ("" for the top)."""
 
     text: str
@@ -34,7 +34,7 @@ class Pattern:
         return self.regex.fullmatch(path) is not None
 
     @classmethod
-    def compile(cls, line: str, base: str = "") -> Pattern | None:
+    def compile(cls, line: str, base: str = "") -> GlobRule | None:
         """Compile one gitignore line; None for blank lines and comments."""
         text = line.rstrip("\n").rstrip("\r")
         # Trailing spaces are ignored unless escaped with a backslash.
@@ -64,16 +64,16 @@ class Pattern:
         return cls(line.strip(), regex, base, negate, dir_only)
 
 
-class PatternList:
+class GlobRules:
     """An ordered list of patterns where, as in git, the last one that matches decides."""
 
-    def __init__(self, patterns: list[Pattern] | None = None) -> None:
-        self.patterns: list[Pattern] = list(patterns or ())
+    def __init__(self, patterns: list[GlobRule] | None = None) -> None:
+        self.patterns: list[GlobRule] = list(patterns or ())
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
-    def extend(self, patterns: list[Pattern]) -> None:
+    def extend(self, patterns: list[GlobRule]) -> None:
         self.patterns.extend(patterns)
 
     def decide(self, path: str, is_dir: bool) -> bool | None:
@@ -87,10 +87,10 @@ class PatternList:
         return self.decide(path, is_dir) is True
 
 
-def parse_gitignore(file: Path, base: str) -> list[Pattern]:
+def parse_gitignore(file: Path, base: str) -> list[GlobRule]:
     """The patterns of one ``.gitignore`` file whose folder is *base* (relative, POSIX)."""
     text = file.read_text(encoding="utf-8", errors="surrogateescape")
-    compiled = (Pattern.compile(line, base) for line in text.splitlines())
+    compiled = (GlobRule.compile(line, base) for line in text.splitlines())
     return [pattern for pattern in compiled if pattern is not None]
 
 

@@ -34,7 +34,7 @@ from .entry import EntryPoint, parse_entry
 from .errors import BuildError, EntryPointError, SourceError
 from .members import MemberJob
 from .pyversion import Clause, parse_requires_python
-from .selection import Patterns, Selection, SourceFile, select_files
+from .selection import FileFilter, Selection, SourceFile, select_files
 from .zipwriter import EXEC_MODE, FILE_MODE
 
 __all__ = [
@@ -94,7 +94,7 @@ def _select(src: Path, out: Path, options: Settings) -> Selection:
         raise SourceError(f"{src}: no such folder")
     if not src.is_dir():
         raise SourceError(f"{src}: not a folder")
-    patterns = Patterns(
+    patterns = FileFilter(
         include=options.include or (),
         exclude=options.exclude or (),
         use_gitignore=options.gitignore is not False,

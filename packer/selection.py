@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SourceError
-from .patterns import Pattern, PatternList, parse_gitignore
+from .patterns import GlobRule, GlobRules, parse_gitignore
 
-__all__ = ["JUNK_DIRS", "JUNK_FILES", "Patterns", "Selection", "SourceFile", "select_files"]
+__all__ = ["JUNK_DIRS", "JUNK_FILES", "FileFilter", "Selection", "SourceFile", "select_files"]
 
 #: Folders never packed: version control, bytecode and tool caches.
 JUNK_DIRS = frozenset(
@@ -77,7 +77,7 @@ class Selection:
 
 
 @dataclass(frozen=True)
-class Patterns:
+class FileFilter:
     """What the user asked to include and exclude, and whether ``.gitignore`` counts."""
 
     include: tuple[str, ...] = ()
@@ -86,7 +86,7 @@ class Patterns:
 
     def selects(self, root: Path, rel: str) -> bool:
         """Whether a file at *rel* (POSIX, relative to *root*) would be packed, were it there."""
-        rules = _Rules(self, root)
+        rules = _WalkRules(self, root)
         parts = rel.split("/")
         for depth, name in enumerate(parts[:-1]):
             rules.enter(root, "/".join(parts[:depth]))
@@ -96,14 +96,14 @@ class Patterns:
         return rules.file_wanted(rel, parts[-1])
 
 
-class _Rules:
+class _WalkRules:
     """Everything that decides whether one relative path is packed."""
 
-    def __init__(self, patterns: Patterns, root: Path) -> None:
-        self.include = PatternList([p for p in map(Pattern.compile, patterns.include) if p])
-        self.exclude = PatternList([p for p in map(Pattern.compile, patterns.exclude) if p])
+    def __init__(self, patterns: FileFilter, root: Path) -> None:
+        self.include = GlobRules([p for p in map(GlobRule.compile, patterns.include) if p])
+        self.exclude = GlobRules([p for p in map(GlobRule.compile, patterns.exclude) if p])
         self.use_gitignore = patterns.use_gitignore
-        self.gitignore = PatternList(_outer_gitignore(root) if patterns.use_gitignore else [])
+        self.gitignore = GlobRules(_outer_gitignore(root) if patterns.use_gitignore else [])
         self._entered: set[str] = set()
 
     def enter(self, root: Path, rel: str) -> None:
@@ -141,7 +141,7 @@ class _Rules:
 def select_files(
     source: Path,
     *,
-    patterns: Patterns = Patterns(),
+    patterns: FileFilter = FileFilter(),
     follow_symlinks: bool = False,
     skip: Callable[[str, Path], bool] = lambda name, path: False,
 ) -> Selection:
@@ -158,7 +158,7 @@ def select_files(
     if not source.is_dir():
         raise SourceError(f"{source}: not a folder")
     root = source.resolve()
-    rules = _Rules(patterns, root)
+    rules = _WalkRules(patterns, root)
     selection = Selection(root)
     _walk(root, "", rules, follow_symlinks, skip, selection, {root})
     selection.files.sort(key=lambda item: item.name)
@@ -169,15 +169,15 @@ def select_files(
     return selection
 
 
-def _outer_gitignore(root: Path) -> list[Pattern]:
+def _outer_gitignore(root: Path) -> list[GlobRule]:
     """Rules from ``.gitignore`` files above *root*, up to its git work tree's top, rebased."""
     top = next((p for p in [root, *root.parents] if (p / ".git").exists()), None)
     if top is None or top == root:
-        patterns: list[Pattern] = []
+        patterns: list[GlobRule] = []
         if top is not None:
             patterns.extend(_read_rules(top / ".git" / "info" / "exclude", ""))
         return patterns
-    found: list[Pattern] = []
+    found: list[GlobRule] = []
     prefix = root.relative_to(top).as_posix()
     levels = [top, *reversed([p for p in root.parents if p != top and top in p.parents])]
     sources = [(top / ".git" / "info" / "exclude", top)] + [(p / ".gitignore", p) for p in levels]
@@ -188,12 +188,12 @@ def _outer_gitignore(root: Path) -> list[Pattern]:
     return found
 
 
-def _rebase(pattern: Pattern, prefix: str) -> Pattern:
+def _rebase(pattern: GlobRule, prefix: str) -> GlobRule:
     """Re-express a pattern from above the source folder for paths relative to the source."""
     return dataclasses.replace(pattern, prefix=prefix)
 
 
-def _read_rules(file: Path, base: str) -> list[Pattern]:
+def _read_rules(file: Path, base: str) -> list[GlobRule]:
     try:
         if file.is_file():
             return parse_gitignore(file, base)
@@ -205,7 +205,7 @@ def _read_rules(file: Path, base: str) -> list[Pattern]:
 def _walk(
     folder: Path,
     rel: str,
-    rules: _Rules,
+    rules: _WalkRules,
     follow_symlinks: bool,
     skip: Callable[[str, Path], bool],
     selection: Selection,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from packer.patterns import Pattern, PatternList
+from packer.patterns import GlobRule, GlobRules
 
 
 def matches(pattern: str, path: str, is_dir: bool = False, base: str = "") -> bool:
-    compiled = Pattern.compile(pattern, base)
+    compiled = GlobRule.compile(pattern, base)
     assert compiled is not None
-    return PatternList([compiled]).matches(path, is_dir)
+    return GlobRules([compiled]).matches(path, is_dir)
 
 
 @pytest.mark.parametrize(
@@ -47,9 +47,9 @@ def test_gitignore_semantics(pattern: str, path: str, is_dir: bool, expected: bo
 
 
 def test_blank_lines_and_comments_compile_to_nothing() -> None:
-    assert Pattern.compile("") is None
-    assert Pattern.compile("   ") is None
-    assert Pattern.compile("# a comment") is None
+    assert GlobRule.compile("") is None
+    assert GlobRule.compile("   ") is None
+    assert GlobRule.compile("# a comment") is None
 
 
 def test_base_limits_a_pattern_to_its_folder() -> None:
@@ -60,7 +60,7 @@ def test_base_limits_a_pattern_to_its_folder() -> None:
 
 
 def test_last_match_wins_and_negation_reincludes() -> None:
-    rules = PatternList([p for p in (Pattern.compile("*.txt"), Pattern.compile("!keep.txt")) if p])
+    rules = GlobRules([p for p in (GlobRule.compile("*.txt"), GlobRule.compile("!keep.txt")) if p])
     assert rules.matches("drop.txt", False)
     assert not rules.matches("keep.txt", False)
     assert rules.decide("other.py", False) is None
