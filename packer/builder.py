@@ -119,7 +119,7 @@ def build(
     options = _resolve_options(src, given, Path(config) if config is not None else None)
     out = check_output(src, options)
     sign = _signer(options)
-    _source_date_epoch()  # checked before any work is done
+    epoch = _source_date_epoch()  # checked before any work is done
     with contextlib.ExitStack() as stack:
         staged = None
         if options.requirements or options.with_packages:
@@ -137,7 +137,7 @@ def build(
             )
             staged = scan(staging)
         plan = make_plan(src, out, options, staged)
-        written = _write(plan, out, options, progress, sign)
+        written = _write(plan, out, options, epoch, progress, sign)
     return BuildResult(
         output=out,
         members=len(written.names),
@@ -202,11 +202,11 @@ def _write(
     plan: Plan,
     out: Path,
     options: Settings,
+    epoch: int,
     progress: Progress | None,
     sign: Signer | None,
 ) -> _Written:
     level = options.compression_level if options.compress else None
-    epoch = _source_date_epoch()
     interpreter = options.python
     with_shebang = options.shebang
     prefix = shebang_line(interpreter) if with_shebang else b""

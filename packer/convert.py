@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ._runtime.format import MANIFEST_NAME, Archive, Entry, Limits, open_archive
+from ._runtime.format import MANIFEST_NAME, Archive, Limits, open_archive
 from ._runtime.inspection import refuse_damaged
 from .config import DEFAULT_INTERPRETER
 from .errors import BuildError
@@ -70,18 +70,6 @@ def convert(
     return out
 
 
-def _raw_chunks(archive: Archive, entry: Entry) -> Iterator[bytes]:
-    """The member's stored (compressed) bytes, in pieces."""
-    fd = archive.fp.fileno()
-    at, end = entry.data_offset, entry.data_offset + entry.compressed
-    while at < end:
-        chunk = os.pread(fd, min(end - at, 1 << 20), at)
-        if not chunk:
-            raise BuildError(f"{archive.name}: member {entry.name!r} is cut off")
-        yield chunk
-        at += len(chunk)
-
-
 def _write_zip(archive: Archive, out: BinaryIO, prefix: bytes) -> None:
     entries = archive.entries
     manifest = archive.manifest() if archive.layout.strict else None
@@ -92,7 +80,7 @@ def _write_zip(archive: Archive, out: BinaryIO, prefix: bytes) -> None:
         mode = entry.mode or (0o40755 if entry.is_dir else 0o100644)
         member = Member(entry.name, b"", entry.method, entry.crc, entry.size, "", mode,
                         stream_size=entry.compressed)  # fmt: skip
-        writer.add_stream(member, _raw_chunks(archive, entry))
+        writer.add_stream(member, archive.raw_chunks(entry))
     if manifest is None:
         writer.finish(seal=False)
         return

@@ -791,12 +791,16 @@ class Archive:
         """The member's bytes, whole (for small members: manifests, links, stubs)."""
         return b"".join(self.chunks(entry, max(entry.compressed, entry.size, 1)))
 
-    def raw(self, entry: Entry) -> bytes:
-        """The member's stored bytes, still compressed."""
-        data = os.pread(self.fp.fileno(), entry.compressed, entry.data_offset)
-        if len(data) != entry.compressed:
-            raise ArchiveError("%s: member %r is cut off" % (self.name, entry.name))
-        return data
+    def raw_chunks(self, entry: Entry, size: int = 1 << 16) -> Iterator[bytes]:
+        """The member's stored bytes, still compressed, in pieces (for copying it as is)."""
+        fd = self.fp.fileno()
+        at, end = entry.data_offset, entry.data_offset + entry.compressed
+        while at < end:
+            chunk = os.pread(fd, min(end - at, size), at)
+            if not chunk:
+                raise ArchiveError("%s: member %r is cut off" % (self.name, entry.name))
+            yield chunk
+            at += len(chunk)
 
     def digest(self) -> Optional[str]:
         """What the seal's digest should be, recomputed; None without a seal."""
