@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine_line, make_venv, median, record, timed
+from common import REPO, invocation, machine_line, make_venv, median, record, timed, tool_versions
 
 _WORDS = [
     "account",
@@ -120,7 +120,7 @@ def main() -> None:
         count = sum(1 for p in src.rglob("*") if p.is_file())
         out = work / "out"
         out.mkdir()
-        contenders = {
+        contenders: dict[str, list[str | Path]] = {
             "zipapp -c": [python, "-m", "zipapp", src, "-c", "-o", out / "zipapp.pyz"],
             "shiv": [bindir / "shiv", "--site-packages", src, "-e", "app.main:main",
                      "-o", out / "shiv.pyz", "--reproducible"],
@@ -147,8 +147,9 @@ def main() -> None:
             runs = ", ".join(f"{v:.2f}" for v in values)
             rows.append(f"| {name} | {median(values):.2f} | {median(values) / base:.2f} | {runs} |")
         body = (
-            f"`python bench/build.py --rounds {args.rounds}` — {count} files, "
-            f"{size / 1e6:.1f} MB generated tree; {machine_line()}.\n\n"
+            f"`{invocation('build.py', args)}` — {count} files, "
+            f"{size / 1e6:.1f} MB generated tree; {machine_line()}; "
+            f"{tool_versions(python, 'shiv')}.\n\n"
             + "\n".join(rows)
             + "\n\nArchive sizes: "
             + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items())

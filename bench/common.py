@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -87,11 +88,46 @@ def record(section: str, body: str) -> None:
     RESULTS.write_text(text, encoding="utf-8")
 
 
-def invocation(script: str) -> str:
-    """The command line this benchmark was run with, as RESULTS.md quotes it (quoted for a
-    shell, so that it can be pasted back)."""
-    args = [arg for arg in sys.argv[1:] if arg != "--no-record"]
-    return shlex.join(["python", f"bench/{script}", *args])
+def invocation(script: str, args: argparse.Namespace) -> str:
+    """The command line that reproduces this run: every parameter written out, defaults
+    included, quoted for a shell so that it can be pasted back."""
+    words = ["python", f"bench/{script}"]
+    for name, value in vars(args).items():
+        flag = "--" + name.replace("_", "-")
+        if name == "no_record" or value is None or value is False:
+            continue
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, str(item)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def tool_versions(python: Path, *distributions: str, packer: bool = True) -> str:
+    """What *python*'s environment ran, as RESULTS.md records it: "packer 0.1.0 at 1a2b3c4,
+    shiv 1.0.8" (packer's commit, ``+changes`` when the tree was dirty; with *packer* False,
+    only *distributions*)."""
+    code = (
+        "import importlib.metadata as m, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    try: print(name, m.version(name))\n"
+        "    except m.PackageNotFoundError: print(name, 'not installed')\n"
+    )
+    out = subprocess.run(
+        [str(python), "-c", code, *(["packer-pyz"] if packer else []), *distributions],
+        capture_output=True, text=True, check=True, env=bench_env(),
+    ).stdout.splitlines()  # fmt: skip
+    if not packer:
+        return ", ".join(out)
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty=+changes"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip() or "unknown commit"  # fmt: skip
+    parts = [f"packer {out[0].split()[1]} at {commit}", *out[1:]]
+    return ", ".join(parts)
 
 
 def publish(section: str, intro: str, rows: Sequence[str], save: bool) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine_line, make_venv, median, publish, timed
+from common import REPO, invocation, machine_line, make_venv, median, publish, timed, tool_versions
 
 PACKAGES = (
     "email",
@@ -105,8 +105,8 @@ def main() -> None:
                 f"| {name} | {out.stat().st_size / 1e6:.2f} MB | {m * 1000:.1f} | {m / base:.3f} |"
             )
         intro = (
-            f"`python bench/compression.py --runs {args.runs}` — an app importing {count} modules "
-            f"at start; {machine_line()}."
+            f"`{invocation('compression.py', args)}` — an app importing {count} modules "
+            f"at start; {machine_line()}; {tool_versions(python)}."
         )
         section = "Compression level and start-up (bench/compression.py)"
         publish(section, intro, rows, not args.no_record)

@@ -41,7 +41,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, bench_env, invocation, machine_line, make_venv, median, publish
+from common import (
+    REPO,
+    bench_env,
+    invocation,
+    machine_line,
+    make_venv,
+    median,
+    publish,
+    tool_versions,
+)
 
 sys.path.insert(0, str(REPO))  # the thresholds sample_server's workers set, for the peer
 
@@ -346,9 +355,13 @@ def main() -> None:
                 rows.append(f"{line} [CPU {cpu:.2f}×: {each}]")
         for (first, second, _, size, conns), why in failures_together.items():
             rows.append(f"- {first} / {second}, {size // 1024} KiB, {conns} conns: failed: {why}")
-        invoked = invocation("echo.py")
+        invoked = invocation("echo.py", args)
+        versions = tool_versions(Path(python), "uvloop")
+        if node:
+            node_version = subprocess.run([node, "--version"], capture_output=True, text=True)
+            versions += f", Node.js {node_version.stdout.strip()}"
         intro = (
-            f"`{invoked}`; {machine_line()}. The C load generator is pinned to core 1, "
+            f"`{invoked}`; {machine_line()}; {versions}. The C load generator is pinned to core 1, "
             "one-process servers to core 0. All servers run throughout; each case is measured "
             f"in {args.runs} rounds of one run per server, ratios taken within a round; then "
             "each one-process pair a target compares, and a control pair (two copies of one "
@@ -360,7 +373,7 @@ def main() -> None:
             or (args.connections != parser.get_default("connections"))
         )
         title = "Echo server (bench/echo.py)"
-        section = f"{title}: {invoked.split(' ', 2)[2]}" if filtered else title
+        section = f"{title}: {' '.join(sys.argv[1:])}" if filtered else title
         publish(section, intro, rows, not args.no_record)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -21,7 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, bench_env, machine_line, make_venv, median, record
+from common import (
+    REPO,
+    bench_env,
+    invocation,
+    machine_line,
+    make_venv,
+    median,
+    record,
+    tool_versions,
+)
 
 MODULES = 200
 
@@ -64,12 +73,13 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="packer-bench-startup-"))
     try:
-        run_all(work, args.runs, not args.no_record)
+        run_all(work, args, not args.no_record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_all(work: Path, runs: int, write: bool) -> None:
+def run_all(work: Path, args: argparse.Namespace, write: bool) -> None:
+    runs = args.runs
     project = write_app(work)
     # Tools in one venv; the app installed in another (the baseline); archives run on a third,
     # bare one, so nothing installed (an editable install's import hook, say) taxes them.
@@ -147,8 +157,10 @@ def run_all(work: Path, runs: int, write: bool) -> None:
         )
         rows.append(f"| {name} | {w * 1000:.0f} | {w / base:.2f} | {c} |")
     body = (
-        f"`python bench/startup.py --runs {runs}` — `app --version` of an app with click, msgpack "
-        f"(C extension) and {MODULES} modules imported at start; {machine_line()}.\n\n"
+        f"`{invocation('startup.py', args)}` — `app --version` of an app with click, msgpack "
+        f"(C extension) and {MODULES} modules imported at start; {machine_line()}; "
+        f"{tool_versions(tools, 'shiv', 'pex')}; the app's "
+        f"{tool_versions(installed, 'click', 'msgpack', packer=False)}.\n\n"
         + "\n".join(rows)
         + "\n\nCold: the tool's cache emptied before each run (shiv `SHIV_ROOT`, pex `PEX_ROOT`, "
         "packer `PACKER_CACHE`); venv and zipapp have no cache. The zipapp runs msgpack's "

@@ -21,7 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, bench_env, machine_line, make_venv, median, record, timed
+from common import (
+    REPO,
+    bench_env,
+    invocation,
+    machine_line,
+    make_venv,
+    median,
+    record,
+    timed,
+    tool_versions,
+)
 
 _WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi".split()  # noqa: SIM905
 
@@ -38,7 +48,7 @@ def make_tree(root: Path, megabytes: int) -> None:
         (data / f"text{i}.txt").write_text(" ".join(rng.choices(_WORDS, k=185_000)))
 
 
-def verify_on_start_cost(work: Path, python: Path, packer: Path, runs: int) -> str:
+def verify_on_start_cost(work: Path, python: Path, packer: Path, runs: int, invoked: str) -> str:
     """Start-up of a 20 MB archive with and without PACKER_VERIFY=1 (the digest checked)."""
     src = work / "small"
     make_tree(src, 27)  # about 20 MB once packed
@@ -55,8 +65,8 @@ def verify_on_start_cost(work: Path, python: Path, packer: Path, runs: int) -> s
     base = median(times["plain"])
     cost = median(times["PACKER_VERIFY=1"]) - base
     return (
-        f"`python bench/verify.py` — start-up of a {size / 1e6:.0f} MB archive, {runs} runs each, "
-        f"interleaved; {machine_line()}.\n\n"
+        f"`{invoked}` — start-up of a {size / 1e6:.0f} MB archive, {runs} runs each, "
+        f"interleaved; {machine_line()}; {tool_versions(python)}.\n\n"
         "| run | median ms |\n|---|---:|\n"
         f"| plain | {base * 1000:.0f} |\n"
         f"| PACKER_VERIFY=1 | {median(times['PACKER_VERIFY=1']) * 1000:.0f} |\n\n"
@@ -101,7 +111,17 @@ def main() -> None:
         packer = python.parent / "packer"
         make_tree(work / "src", args.megabytes)
         archive = work / "big.pyz"
-        build = [packer, "build", work / "src", "-o", archive, "-m", "main", "--no-compile", "-q"]
+        build: list[str | Path] = [
+            packer,
+            "build",
+            work / "src",
+            "-o",
+            archive,
+            "-m",
+            "main",
+            "--no-compile",
+            "-q",
+        ]
         peak = peak_rss(python, build)
         size = archive.stat().st_size
         members = sum(p.stat().st_size for p in (work / "src").rglob("*") if p.is_file())
@@ -109,7 +129,10 @@ def main() -> None:
             texts = [i for i in zf.infolist() if i.filename.endswith(".txt")]
             text_in = sum(i.file_size for i in texts)
             text_out = sum(i.compress_size for i in texts)
-        commands = {"sha256sum": [sha256sum, archive], "packer verify": [packer, "verify", archive]}
+        commands: dict[str, list[str | Path]] = {
+            "sha256sum": [sha256sum, archive],
+            "packer verify": [packer, "verify", archive],
+        }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for command in commands.values():
             timed(command)  # page cache warm for both
@@ -124,10 +147,11 @@ def main() -> None:
             runs = ", ".join(f"{v:.2f}" for v in values)
             rows.append(f"| {name} | {m:.2f} | {size / m / 1e6:.0f} | {base / m:.2f} | {runs} |")
         body = (
-            f"`python bench/verify.py --rounds {args.rounds}` — a {size / 1e6:.0f} MB archive "
+            f"`{invocation('verify.py', args)}` — a {size / 1e6:.0f} MB archive "
             f"({members / 1e6:.0f} MB of members in 1 MB files: random ones, stored, and text "
             f"ones, deflated {text_in / max(text_out, 1):.1f}:1); "
-            f"{machine_line()}, {(os.cpu_count() or 1) + 1} threads for packer.\n\n"
+            f"{machine_line()}; {tool_versions(python)}, "
+            f"{(os.cpu_count() or 1) + 1} threads.\n\n"
             + "\n".join(rows)
             + "\n\n`packer verify` parses the archive's structure, hashes the whole file "
             "(SHA-256) and, in parallel, inflates every member, checks its CRC and size and "
@@ -139,7 +163,9 @@ def main() -> None:
         print(body)
         if not args.no_record:
             record("Verify speed (bench/verify.py)", body)
-        start = verify_on_start_cost(work, python, packer, args.rounds * 4)
+        start = verify_on_start_cost(
+            work, python, packer, args.rounds * 4, invocation("verify.py", args)
+        )
         print(start)
         if not args.no_record:
             record("Cost of verify-on-start (bench/verify.py)", start)

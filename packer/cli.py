@@ -252,7 +252,7 @@ def convert(archive: Path, to: str, output: Path, python: str | None, limits: Li
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, metavar="NAME",
               help="Private key to NAME (mode 0600), public key to NAME.pub.")  # fmt: skip
 def keygen(output: Path) -> None:
-    """Make an Ed25519 key pair for signing archives (needs packer[sign])."""
+    """Make an Ed25519 key pair for signing archives (needs the cryptography package)."""
     from .signing import keygen as make_keys
 
     with _errors():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, read_input
 
 __all__ = [
     "DEFAULT_INTERPRETER",
@@ -317,14 +317,8 @@ def project_requires_python(file: Path) -> str | None:
 
 
 def _read_toml(file: Path) -> dict[str, Any]:
+    data = read_input(file, "TOML file")
     try:
-        with file.open("rb") as fp:
-            return tomllib.load(fp)
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{file}: is a folder, not a TOML file") from None
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+        return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None

@@ -6,6 +6,8 @@ cannot import packer); this module adds the builder's own.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ._runtime.errors import ArchiveError, PackerError
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "EntryPointError",
     "PackerError",
     "SourceError",
+    "read_input",
 ]
 
 
@@ -32,3 +35,15 @@ class ConfigError(PackerError):
 
 class BuildError(PackerError):
     """The archive could not be written where it was asked to go."""
+
+
+def read_input(path: Path, what: str) -> bytes:
+    """The bytes of a file the user named (a config file, a key), or one line saying why not."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a {what}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._runtime.format import SEAL_SIZE, open_archive, seal_comment, signed_message
 from ._runtime.inspection import FORMAT1_NOTE
-from .errors import ArchiveError, BuildError, ConfigError
+from .errors import ArchiveError, BuildError, ConfigError, read_input
 from .output import atomic_output
 
 __all__ = ["Signer", "keygen", "load_signer", "sign", "signature_status"]
@@ -28,7 +28,7 @@ def _crypto() -> Any:
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
         raise ConfigError(
-            "signatures need the 'cryptography' package: pip install 'packer[sign]'"
+            "signatures need the 'cryptography' package: pip install cryptography"
         ) from None
     return serialization, ed25519
 
@@ -63,19 +63,13 @@ def _load_key(path: Path, private: bool) -> Any:
     """An Ed25519 key from a PEM file: the private key, or with *private* False the public."""
     serialization, ed25519 = _crypto()
     kind = "private" if private else "public"
+    data = read_input(path, "key file")
     try:
-        data = path.read_bytes()
         key = (
             serialization.load_pem_private_key(data, password=None)
             if private
             else serialization.load_pem_public_key(data)
         )
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such key file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a key file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the key: {exc.strerror}") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: not an unencrypted PEM {kind} key ({exc})") from None
     wanted = ed25519.Ed25519PrivateKey if private else ed25519.Ed25519PublicKey

@@ -304,7 +304,7 @@ def test_bad_config_key_names_the_key(app: Path, outdir: Path) -> None:
     assert_refused(*cli("build", app, "-o", outdir / "a.pyz"), "invalid TOML")
     assert_refused(
         *cli("build", app, "-o", outdir / "a.pyz", "--config", app / "missing.toml"),
-        "no such file",
+        "missing.toml: no such TOML file",
     )
     assert list(outdir.iterdir()) == []
 

@@ -42,3 +42,29 @@ def test_specifiers(spec: str, version: tuple[int, int, int], expected: bool) ->
 def test_malformed_specifiers_are_refused_with_the_spec_named(spec: str) -> None:
     with pytest.raises(ConfigError, match="requires-python"):
         parse_requires_python(spec)
+
+
+# The stub cannot import packaging, so packer parses requires-python itself; packaging is the
+# reference it is held to, on every spec form packer accepts and versions around each bound.
+_SPECS = [
+    ">=3.9", ">3.9", "<3.12", "<=3.12", "==3.11", "!=3.11", "==3.11.*", "!=3.10.*", "~=3.10",
+    "~=3.10.2", ">=3.9,<4", ">=3.9, !=3.10.*, <3.13", "==3", "==3.*", ">=3.11.0", "<3.11.5",
+    "~=3.9.0", ">3", "<=3.10.0", "!=3.12.1", ">=3.8,<3.8.10",
+]  # fmt: skip
+
+
+def test_every_accepted_spec_agrees_with_packaging() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    versions = [(3, minor, micro) for minor in range(7, 15) for micro in (0, 1, 2, 5, 9, 10, 11)]
+    versions += [(2, 7, 18), (4, 0, 0), (4, 1, 0)]
+    disagreements = []
+    for spec in _SPECS:
+        clauses = parse_requires_python(spec)
+        reference = SpecifierSet(spec)
+        for version in versions:
+            ours = satisfies(version, clauses)
+            theirs = reference.contains(".".join(map(str, version)))
+            if ours != theirs:
+                disagreements.append(f"{spec} on {version}: packaging {theirs}, packer {ours}")
+    assert not disagreements, "\n".join(disagreements)
