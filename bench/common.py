@@ -108,7 +108,7 @@ def invocation(script: str, args: argparse.Namespace) -> str:
 
 def tool_versions(python: Path, *distributions: str, packer: bool = True) -> str:
     """What *python*'s environment ran, as RESULTS.md records it: "packer 0.1.0 at 1a2b3c4,
-    shiv 1.0.8" (packer's commit, ``+changes`` when the tree was dirty; with *packer* False,
+    shiv 1.0.8" (packer's commit, ``+changes`` when packer/ differed from it; with *packer* False,
     only *distributions*)."""
     code = (
         "import importlib.metadata as m, sys\n"
@@ -122,10 +122,16 @@ def tool_versions(python: Path, *distributions: str, packer: bool = True) -> str
     ).stdout.splitlines()  # fmt: skip
     if not packer:
         return ", ".join(out)
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "describe", "--always", "--dirty=+changes"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip() or "unknown commit"  # fmt: skip
+    git = ["git", "-C", str(REPO)]
+    commit = (
+        subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "unknown commit"
+    )
+    # Marked when packer's own code differs from that commit (other files do not count).
+    if subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "packer"], check=False).returncode:
+        commit += "+changes"
     parts = [f"packer {out[0].split()[1]} at {commit}", *out[1:]]
     return ", ".join(parts)
 

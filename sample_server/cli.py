@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import __version__
 from .server import Settings, uvloop_problem
+from .supervision import MAX_WORKERS
+
+if TYPE_CHECKING:
+    from .supervisor import Probe
 
 __all__ = ["main"]
 
@@ -30,11 +37,25 @@ def main() -> None:
     """A multi-process TCP echo server (packer's demonstration application)."""
 
 
+def _fail(message: str) -> NoReturn:
+    click.echo(f"sample-server: {message}", err=True)
+    sys.exit(1)
+
+
+def _probe(pid_file: Path) -> Probe:
+    from .supervisor import StartError, probe
+
+    try:
+        return probe(pid_file.absolute())
+    except StartError as error:
+        _fail(str(error))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=9002, show_default=True,
               help="0 picks a free port (printed when ready).")  # fmt: skip
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Worker processes [default: the number of CPUs].")  # fmt: skip
 @click.option("-d", "--daemon", is_flag=True, help="Run in the background; return once serving.")
 @_pid_option
@@ -44,6 +65,9 @@ def main() -> None:
               help="Close connections idle this many seconds (0: never).")  # fmt: skip
 @click.option("--max-connections", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Per worker; clients over it are closed at once.")  # fmt: skip
+@click.option("--graceful-timeout", type=click.FloatRange(min=0), default=10.0,
+              show_default=True, help="Seconds a retiring or gracefully stopping worker "
+              "serves its connections before it cuts them.")  # fmt: skip
 @click.option("--loop", type=click.Choice(["auto", "asyncio", "uvloop"]), default="auto",
               show_default=True)  # fmt: skip
 def start(
@@ -55,35 +79,41 @@ def start(
     log_file: Path | None,
     idle_timeout: float,
     max_connections: int,
+    graceful_timeout: float,
     loop: str,
 ) -> None:
     """Start the server."""
-    from .supervisor import is_running, run_master
+    from .supervisor import StartError, check_pid_path, run_master
 
     pid_file = pid_file.absolute()  # a daemon changes directory to /
-    running = is_running(pid_file)
-    if running:
-        click.echo(f"sample-server: already running (pid {running})", err=True)
-        sys.exit(1)
+    running = _probe(pid_file)
+    if running.pid:
+        _fail(f"already running (pid {running.pid})")
+    try:
+        check_pid_path(pid_file)
+    except StartError as error:
+        _fail(str(error))
     # Checked here, not only in the workers: they would die and be replaced over and over.
     problem = uvloop_problem() if loop == "uvloop" else None
     if problem:
-        click.echo(f"sample-server: {problem}", err=True)
-        sys.exit(1)
+        _fail(problem)
     if daemon and log_file is None:
-        log_file = pid_file.with_suffix(".log")
+        log_file = pid_file.with_name(pid_file.name.removesuffix(".pid") + ".log")
+    log_file = log_file.absolute() if log_file else None
+    log_fd = _open_log(log_file) if log_file else None
     settings = Settings(
-        host=host, port=port, workers=workers or os.cpu_count() or 1, pid_file=pid_file,
-        log_file=log_file.absolute() if log_file else None, idle_timeout=idle_timeout,
-        max_connections=max_connections, loop=loop,
+        host=host, port=port, workers=workers or min(os.cpu_count() or 1, MAX_WORKERS),
+        pid_file=pid_file, log_file=log_file, idle_timeout=idle_timeout,
+        max_connections=max_connections, loop=loop, graceful_timeout=graceful_timeout,
     )  # fmt: skip
     ready = None
     if daemon:
         from .daemon import daemonize_and_wait
 
-        assert settings.log_file is not None
-        ready = daemonize_and_wait(settings.log_file)
-    _setup_logging(None if daemon else settings.log_file)
+        assert log_fd is not None
+        ready = daemonize_and_wait(log_fd)
+        log_fd = None  # now the daemon's standard streams
+    _setup_logging(log_fd)
     try:
         code = run_master(settings, ready)
     except KeyboardInterrupt:
@@ -91,10 +121,21 @@ def start(
     sys.exit(code) if not daemon else os._exit(code)
 
 
-def _setup_logging(log_file: Path | None) -> None:
-    handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    )
+def _open_log(log_file: Path) -> int:
+    """The log file, opened for appending before anything forks: a bad one is one line here,
+    not a traceback from a daemon that has no terminal left."""
+    if log_file.is_dir():
+        _fail(f"log file {log_file} is a folder")
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        _fail(f"cannot open log file {log_file}: {exc.strerror}")
+
+
+def _setup_logging(log_fd: int | None) -> None:
+    stream = open(log_fd, "a", buffering=1, closefd=True) if log_fd is not None else sys.stderr  # noqa: SIM115
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     root = logging.getLogger("sample_server")
     root.addHandler(handler)
@@ -102,45 +143,95 @@ def _setup_logging(log_file: Path | None) -> None:
 
 
 def _running_or_exit(pid_file: Path, code: int) -> int:
-    from .supervisor import is_running
-
-    pid = is_running(pid_file.absolute())
-    if pid is None:
-        click.echo("sample-server: not running")
+    found = _probe(pid_file)
+    if found.pid is None:
+        click.echo("sample-server: not running" + (" (stale pid file)" if found.stale else ""))
         sys.exit(code)
-    return pid
+    return found.pid
+
+
+def _master_state(pid_file: Path) -> dict[str, Any]:
+    """The running master's master.json (waiting a moment if its run folder was removed
+    and is being made again)."""
+    path = Settings(pid_file=pid_file.absolute()).run_dir / "master.json"
+    deadline = time.monotonic() + 2
+    while True:
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
+        except (OSError, ValueError) as exc:
+            if time.monotonic() > deadline:
+                reason = exc.strerror if isinstance(exc, OSError) else "not JSON"
+                _fail(f"cannot read the server's state {path}: {reason}")
+            time.sleep(0.05)
 
 
 @main.command()
 @_pid_option
 @click.option("-g", "--graceful", is_flag=True, help="Finish echoing what was received first.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=15.0, show_default=True)
-def stop(pid_file: Path, graceful: bool, timeout: float) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+              help="Seconds to wait [default: 10; with -g, the graceful timeout + 5].")  # fmt: skip
+def stop(pid_file: Path, graceful: bool, timeout: float | None) -> None:
     """Stop the server (exit 0; also when it was not running)."""
     pid = _running_or_exit(pid_file, 0)
-    os.kill(pid, signal.SIGQUIT if graceful else signal.SIGTERM)
+    if timeout is None:
+        timeout = 10.0
+        if graceful:
+            with contextlib.suppress(SystemExit, KeyError, TypeError):
+                timeout = float(_master_state(pid_file)["start"]["graceful_timeout"]) + 5
+    _signal_master(pid, signal.SIGQUIT if graceful else signal.SIGTERM)
     _wait_stopped(pid_file, timeout)
     click.echo(f"stopped (pid {pid})")
 
 
-def _wait_stopped(pid_file: Path, timeout: float) -> None:
-    from .supervisor import is_running
+def _signal_master(pid: int, sig: int) -> None:
+    # The pid was just checked to be the lock holder's; if it ended since, there is no one to
+    # tell, and nobody else gets the signal (a pid is not reused that fast).
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
+
+def _wait_stopped(pid_file: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while is_running(pid_file.absolute()) is not None:
+    while _probe(pid_file).pid is not None:
         if time.monotonic() > deadline:
-            click.echo(f"sample-server: still running after {timeout:.0f} s", err=True)
-            sys.exit(1)
+            _fail(f"still running after {timeout:.0f} s")
         time.sleep(0.02)
 
 
 @main.command()
 @_pid_option
 def reload(pid_file: Path) -> None:
-    """Replace the workers one by one, without refusing a connection (exit 1 if not running)."""
+    """Replace the workers one by one, without refusing a connection (exit 1 if not running,
+    or while a reload is in progress)."""
     pid = _running_or_exit(pid_file, 1)
-    os.kill(pid, signal.SIGHUP)
+    run_dir = Settings(pid_file=pid_file.absolute()).run_dir
+    # One reload command at a time: a second one waits here, then finds the first running.
+    with _locked(run_dir):
+        state = _master_state(pid_file)
+        if state.get("reloading"):
+            _fail(f"a reload is in progress (pid {pid})")
+        asked = int(state.get("reloads_requested", 0))
+        _signal_master(pid, signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while int(_master_state(pid_file).get("reloads_requested", 0)) <= asked:
+            if time.monotonic() > deadline or _probe(pid_file).pid != pid:
+                _fail(f"the server (pid {pid}) did not take the reload")
+            time.sleep(0.02)
     click.echo(f"reloading (pid {pid})")
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        _fail(f"cannot open {folder}: {exc.strerror}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @main.command()
@@ -153,31 +244,37 @@ def status(pid_file: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"master {data['pid']}  up {data['uptime']:.0f} s  {data['address']}")
+    click.echo(
+        f"master {data['pid']}  up {data['uptime']:.0f} s  {data['address']}"
+        f"  reloads {data['reloads']}{' (reloading)' if data['reloading'] else ''}"
+        f"  cut {data['cut']}"
+    )
     for w in data["workers"]:
         click.echo(
-            f"  worker {w['pid']}  up {w['uptime']:.0f} s  open {w['open']}  total {w['total']}"
-            f"  rejected {w['rejected']}  in {w['bytes_in']}  out {w['bytes_out']}"
+            f"  worker {w['pid']}  {w['state']}  up {w['uptime']:.0f} s  open {w['open']}"
+            f"  total {w['total']}  rejected {w['rejected']}  in {w['bytes_in']}"
+            f"  out {w['bytes_out']}"
         )
 
 
 def _status(pid_file: Path) -> dict[str, Any]:
     run_dir = Settings(pid_file=pid_file).run_dir
-    master = json.loads((run_dir / "master.json").read_text())
+    master = _master_state(pid_file)
     now = time.time()
     workers = []
-    for pid in sorted(master["workers"], key=int):
+    for pid, about in sorted(master["workers"].items(), key=lambda item: int(item[0])):
         try:
             stats = json.loads((run_dir / f"worker-{pid}.json").read_text())
         except (OSError, ValueError):
-            stats = {"pid": int(pid), "started": master["workers"][pid]}
-        stats.setdefault("open", 0)
-        for key in ("total", "rejected", "bytes_in", "bytes_out"):
+            stats = {"pid": int(pid), "started": about["started"]}
+        stats["state"] = about["state"]
+        for key in ("open", "total", "rejected", "bytes_in", "bytes_out"):
             stats.setdefault(key, 0)
         stats["uptime"] = now - stats["started"]
         workers.append(stats)
     return {"pid": master["pid"], "uptime": now - master["started"], "address": master["address"],
-            "workers": workers}  # fmt: skip
+            "reloads": master.get("reloads", 0), "reloading": master.get("reloading", False),
+            "cut": master.get("cut", 0), "workers": workers}  # fmt: skip
 
 
 @main.command()
@@ -187,9 +284,8 @@ def _status(pid_file: Path) -> dict[str, Any]:
 def restart(ctx: click.Context, pid_file: Path, timeout: float) -> None:
     """Stop the running server and start it again, as a daemon, with the same options."""
     pid = _running_or_exit(pid_file, 1)
-    run_dir = Settings(pid_file=pid_file.absolute()).run_dir
-    options = json.loads((run_dir / "master.json").read_text())["start"]
-    os.kill(pid, signal.SIGTERM)
+    options = _master_state(pid_file)["start"]
+    _signal_master(pid, signal.SIGTERM)
     _wait_stopped(pid_file, timeout)
     click.echo(f"stopped (pid {pid})")
     options["pid_file"] = Path(options["pid_file"])

@@ -6,17 +6,17 @@ import os
 import select
 import sys
 import time
-from pathlib import Path
 
 __all__ = ["daemonize_and_wait"]
 
 
-def daemonize_and_wait(log_file: Path, timeout: float = 30.0) -> int | None:
+def daemonize_and_wait(log_fd: int, timeout: float = 30.0) -> int | None:
     """Fork a daemon. In the daemon return the fd to report readiness on; in the caller wait
     for that report and exit: 0 with the address and pid, 1 with the reason.
 
     Double fork with ``setsid`` in between (no controlling terminal, ever), ``umask(022)``,
-    ``chdir("/")``, standard streams to *log_file*.
+    ``chdir("/")``, standard streams to *log_fd* (the log file, opened by the caller, so that
+    a bad one is refused while there is still a terminal to say so).
     """
     ready_r, ready_w = os.pipe()
     first = os.fork()
@@ -30,8 +30,6 @@ def daemonize_and_wait(log_file: Path, timeout: float = 30.0) -> int | None:
         os._exit(0)
     os.umask(0o022)
     os.chdir("/")
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log_fd, 1)

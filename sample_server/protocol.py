@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import socket
+import struct
+import termios
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -81,6 +84,7 @@ class EchoProtocol(asyncio.Protocol):
         self._seen = 0  # ``received`` at the idle timer's last look
         self._quiet = 0  # idle-timer looks in a row that found nothing new
         self._paused = False
+        self._finishing = False
         stats.arriving += 1  # the loop makes a protocol only for a connection it accepted
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -158,8 +162,35 @@ class EchoProtocol(asyncio.Protocol):
         log.debug("idle for %.1f s: closing", self.idle_timeout)
         self.transport.close()
 
-    def close_when_drained(self) -> None:
-        """Graceful stop: stop reading, send what was received, then close."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
-            self.transport.close()
+    def finish(self) -> None:
+        """Graceful stop: echo what has arrived, then half-close. What the client sends after
+        that is read and dropped (so closing never resets it) until it closes its side."""
+        if not self._finishing:
+            self._finishing = True
+            self._finish_when_read()
+
+    def _finish_when_read(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._paused or _unread(transport):
+            # Some of what arrived is still to be echoed: look again in a moment.
+            asyncio.get_running_loop().call_later(0.01, self._finish_when_read)
+            return
+        self.data_received = self._drop  # type: ignore[method-assign]
+        transport.write_eof()  # after what is buffered has been sent
+
+    def _drop(self, data: bytes) -> None:
+        pass
+
+
+def _unread(transport: asyncio.BaseTransport) -> int:
+    """Bytes the kernel holds for this connection that the loop has not read yet."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])

@@ -93,13 +93,12 @@ def steady_malloc() -> bool:
     """Fix glibc's malloc thresholds for this process; False where that cannot be done.
 
     asyncio's transport allocates READ_SIZE for every read, then shrinks it to what was read.
-    With glibc's defaults that allocation is served by mmap/munmap, or from the heap once the
-    dynamic threshold has moved, depending on the process's history: the minimal asyncio echo
-    measured up to four times the CPU per message in some runs and not in others
-    (bench/RESULTS.md). A fixed mmap threshold above READ_SIZE keeps reads on the heap, and a
-    trim threshold well above it keeps the heap from being shrunk and grown again per read.
-    uvloop hands over `bytes` of the size read, which from 128 KiB are past the default
-    threshold too; the same settings keep them on the heap.
+    With glibc's defaults that allocation is served by mmap/munmap (three system calls and
+    fresh pages per read), or from the heap once the dynamic threshold has moved, so the cost
+    of a read depends on the process's history. A fixed mmap threshold above READ_SIZE keeps
+    reads on the heap, and a trim threshold well above it keeps the heap from being shrunk
+    and grown again per read. uvloop hands over ``bytes`` of the size read, which from
+    128 KiB are past the default threshold too; the same settings keep them on the heap.
     """
     import ctypes  # here: only workers pay for it, not every command line run
 
@@ -143,8 +142,10 @@ def stop_accepting(
         server.close()
 
 
-def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
-    """Serve *sock* until told to stop; write one byte to *ready* once serving."""
+def run_worker(sock: socket.socket, settings: Settings, report: int, parent: int) -> None:
+    """Serve *sock* until told to stop, reporting on *report*: ``r`` once serving, ``cut N``
+    when connections had to be cut at the graceful timeout. Stops at once when *parent* (the
+    master) is gone."""
     if not steady_malloc():
         log.debug("malloc thresholds left as they are (not glibc)")
     loop, kind = new_loop(settings.loop)
@@ -161,6 +162,9 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
     stopping = asyncio.Event()
 
     def publish() -> None:
+        if os.getppid() != parent:  # the master died (where no death signal is sent)
+            fast_stop()
+            return
         bytes_in, bytes_out = stats.traffic()
         data = {
             "pid": os.getpid(),
@@ -174,6 +178,7 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
         }
         tmp = stats_file.with_suffix(".tmp")
         try:
+            settings.run_dir.mkdir(parents=True, exist_ok=True)  # removed by a cleaner: again
             tmp.write_text(json.dumps(data))
             os.replace(tmp, stats_file)
         except OSError:
@@ -194,19 +199,27 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
             return
         stopping.set()
         stop_accepting(loop, server, sock)  # the master's socket stays open for the others
+        # Retiring (reload): the connections go on until their clients end them. Stopping:
+        # each echoes what has arrived, then half-closes and waits for its client's close.
         if not retire:
             for protocol in list(stats.live):
-                protocol.close_when_drained()
-        # Retiring (reload): the connections end when their clients end them, so none that
-        # was accepted just now is cut short.
+                protocol.finish()
         deadline = loop.time() + settings.graceful_timeout
 
         def check() -> None:
             # settled() also waits for connections accepted just before the stop whose
             # connection_made is still to come: stopping now would reset them.
-            if stats.settled() or loop.time() >= deadline:
+            if stats.settled():
+                fast_stop()
+            elif loop.time() >= deadline:
+                cut = stats.open + stats.arriving
+                with contextlib.suppress(OSError):
+                    os.write(report, f"cut {cut}\n".encode())
                 fast_stop()
             else:
+                if not retire:
+                    for protocol in list(stats.live):
+                        protocol.finish()  # those accepted since the stop began
                 loop.call_later(0.05, check)
 
         loop.call_later(0.05, check)
@@ -216,8 +229,7 @@ def run_worker(sock: socket.socket, settings: Settings, ready: int) -> None:
     loop.add_signal_handler(signal.SIGQUIT, graceful_stop)
     loop.add_signal_handler(signal.SIGUSR1, graceful_stop, True)
     publish()
-    os.write(ready, b"r")
-    os.close(ready)
+    os.write(report, b"r\n")
     try:
         loop.run_forever()
     finally:

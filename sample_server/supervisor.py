@@ -7,6 +7,10 @@ connection attempt, whereas closing a ``SO_REUSEPORT`` socket drops the connecti
 on it. Signals to the master: TERM/INT stop fast, QUIT stops gracefully, HUP reloads. To a
 worker: TERM stops at once, QUIT stops gracefully (echo what was received, then close), USR1
 retires it (stop accepting; exit when its connections have ended).
+
+What to do is decided by :class:`~sample_server.supervision.Supervisor`; this module forks,
+signals, reads the workers' reports and writes the state ``status`` shows. Everything runs
+from one loop: a signal only wakes it, so a stop is honoured in the middle of a reload.
 """
 
 from __future__ import annotations
@@ -20,13 +24,24 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .server import Settings, run_worker
+from .supervision import Halt, Kill, Spawn, Supervisor
 
-__all__ = ["AlreadyRunning", "PidFile", "StartError", "run_master"]
+__all__ = [
+    "AlreadyRunning",
+    "PidFile",
+    "Probe",
+    "StartError",
+    "check_pid_path",
+    "probe",
+    "run_master",
+]
 
 log = logging.getLogger("sample_server")
 
@@ -40,21 +55,28 @@ class AlreadyRunning(StartError):
 
 
 class PidFile:
-    """A pid file held with ``flock`` for the life of the master (survives the double fork)."""
+    """A pid file held with ``flock`` for the life of the master.
+
+    Only the master holds it: workers close the descriptor as they start, so the lock ends
+    with the master even if a worker were to outlive it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        check_pid_path(self.path)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise StartError(f"cannot use pid file {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             raise AlreadyRunning(f"already running (pid {read_pid(self.path) or '?'})") from None
-        # A stale file from a crash (kill -9) has no lock: taken over here.
+        # A stale file (its master killed) has no lock: taken over here.
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
@@ -67,6 +89,19 @@ class PidFile:
             self.fd = None
 
 
+def check_pid_path(path: Path) -> None:
+    """Refuse, in one line, a pid file path that cannot be one (a folder, under a file)."""
+    if path.is_dir():
+        raise StartError(f"pid file {path} is a folder")
+    for above in reversed(path.parents):
+        if above.exists() and not above.is_dir():
+            raise StartError(f"cannot use pid file {path}: {above} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartError(f"cannot use pid file {path}: {exc.strerror}") from None
+
+
 def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -74,19 +109,68 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def is_running(path: Path) -> int | None:
-    """The master's pid if one holds *path*'s lock, else None (stale or absent)."""
+@dataclass(frozen=True)
+class Probe:
+    """What a pid file says: *pid* of the master that holds it, or *stale* (a file that no
+    live master holds), or neither (no file)."""
+
+    pid: int | None
+    stale: bool = False
+
+
+def probe(path: Path) -> Probe:
+    """Who holds *path*: a master only if the lock is held and held by the pid the file names
+    (checked in ``/proc/locks`` where there is one), so a reused pid is never taken for it."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return Probe(None)
+    except OSError as exc:
+        raise StartError(f"cannot read pid file {path}: {exc.strerror}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return read_pid(path)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise StartError(f"pid file {path} is {what}")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            pid = read_pid(path)
+            holders = _lock_holders(info)
+            if pid is None or (holders is not None and pid not in holders) or not _alive(pid):
+                return Probe(None, stale=True)
+            return Probe(pid)
+        return Probe(None, stale=True)
     finally:
         os.close(fd)
-    return None
+
+
+def _lock_holders(info: os.stat_result) -> set[int] | None:
+    """The pids holding a ``flock`` on the file *info* describes; None where the kernel does
+    not say (no ``/proc/locks``)."""
+    try:
+        with open("/proc/locks") as fp:
+            lines = fp.read().splitlines()
+    except OSError:
+        return None
+    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    holders = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
+            with contextlib.suppress(ValueError):
+                holders.add(int(fields[4]))
+    return holders
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _listen(settings: Settings) -> socket.socket:
@@ -110,48 +194,158 @@ def _listen(settings: Settings) -> socket.socket:
 
 
 class _Master:
-    def __init__(self, settings: Settings, sock: socket.socket) -> None:
+    """The effects of the supervisor's decisions: forks, signals, the workers' reports."""
+
+    def __init__(self, settings: Settings, sock: socket.socket, pidfile: PidFile) -> None:
         self.settings = settings
         self.sock = sock
-        self.workers: dict[int, float] = {}
-        self.retiring: set[int] = set()
-        self.stopping = False
+        self.pidfile = pidfile
+        self.supervisor = Supervisor(settings.workers, settings.graceful_timeout)
+        self.selector = selectors.DefaultSelector()
         self.started = time.time()
+        self.born: dict[int, float] = {}  # pid: wall-clock start, for status
+        self.channels: dict[int, int] = {}  # pid: read end of its report pipe
+        self.partial: dict[int, bytes] = {}
+        self.cut = 0
+        self.keep_open: list[int] = []  # descriptors a worker must not inherit either
+        self.last_problem = ""
 
-    def spawn(self) -> int:
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
+    # -- effects ----------------------------------------------------------------------------
+
+    def carry_out(self, actions: list[Spawn | Kill | Halt]) -> str | None:
+        """Do *actions*; the reason to give up, if one of them is a Halt."""
+        while actions:
+            action = actions.pop(0)
+            if isinstance(action, Spawn):
+                try:
+                    self.spawn(action.replaces)
+                except OSError as exc:  # fork itself failed (out of processes or memory)
+                    reason = f"cannot fork: {exc.strerror or exc}"
+                    log.warning("%s", reason)
+                    now = time.monotonic()
+                    actions += self.supervisor.boot_failed(now, action.replaces, reason)
+            elif isinstance(action, Kill):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(action.pid, action.sig)
+            else:
+                return action.reason
+        return None
+
+    def spawn(self, replaces: int | None) -> None:
+        report_r, report_w = os.pipe()
+        master = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(report_r)
+            os.close(report_w)
+            raise
         if pid == 0:
-            os.close(ready_r)
             code = 0
             try:
+                os.close(report_r)
+                self._forget_in_child()
+                _die_with(master)
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
                             signal.SIGCHLD, signal.SIGUSR1):  # fmt: skip
                     signal.signal(sig, signal.SIG_DFL)
                 signal.set_wakeup_fd(-1)
-                run_worker(self.sock, self.settings, ready_w)
-            except BaseException:
-                log.exception("worker %d failed", os.getpid())
+                run_worker(self.sock, self.settings, report_w, master)
+            except BaseException as exc:
                 code = 1
+                log.exception("worker %d failed", os.getpid())
+                with contextlib.suppress(OSError):
+                    os.write(report_w, f"e {type(exc).__name__}: {exc}\n".encode())
             finally:
                 os._exit(code)
-        os.close(ready_w)
-        try:
-            os.read(ready_r, 1)  # the worker is serving (or died: then EOF)
-        finally:
-            os.close(ready_r)
-        self.workers[pid] = time.time()
-        self.publish()
-        return pid
+        os.close(report_w)
+        os.set_blocking(report_r, False)
+        self.channels[pid] = report_r
+        self.selector.register(report_r, selectors.EVENT_READ, pid)
+        self.born[pid] = time.time()
+        self.supervisor.spawned(pid, time.monotonic(), replaces)
+
+    def _forget_in_child(self) -> None:
+        """A worker closes what is the master's: the pid file (so the lock dies with the
+        master), the other workers' report pipes, the signal pipe, the selector."""
+        fds = [*self.channels.values(), *self.keep_open, self.selector.fileno()]
+        if self.pidfile.fd is not None:
+            fds.append(self.pidfile.fd)
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def read_reports(self, pid: int) -> list[Spawn | Kill | Halt]:
+        """Lines from worker *pid*: ``r`` (serving), ``e REASON`` (cannot), ``cut N``."""
+        fd = self.channels.get(pid)
+        if fd is None:
+            return []
+        data = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(fd, 4096):
+                data += chunk
+            self._close_channel(pid)  # EOF: the worker is gone or going
+        lines = (self.partial.pop(pid, b"") + data).split(b"\n")
+        if lines[-1]:
+            self.partial[pid] = lines[-1]
+        actions: list[Spawn | Kill | Halt] = []
+        for line in lines[:-1]:
+            word, _, rest = line.decode(errors="replace").partition(" ")
+            if word == "r":
+                actions += self.supervisor.ready(pid, time.monotonic())
+            elif word == "e":
+                self.supervisor.failure(pid, rest)
+            elif word == "cut" and rest.isdigit():
+                self.cut += int(rest)
+                log.warning("worker %d cut %s connections at the graceful timeout", pid, rest)
+        return actions
+
+    def _close_channel(self, pid: int) -> None:
+        fd = self.channels.pop(pid, None)
+        if fd is not None:
+            self.selector.unregister(fd)
+            os.close(fd)
+
+    def reap(self) -> list[Spawn | Kill | Halt]:
+        actions: list[Spawn | Kill | Halt] = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            actions += self.read_reports(pid)  # what it said before it went
+            self._close_channel(pid)
+            self.partial.pop(pid, None)
+            self.born.pop(pid, None)
+            with contextlib.suppress(OSError):
+                (self.settings.run_dir / f"worker-{pid}.json").unlink()
+            code = os.waitstatus_to_exitcode(status)
+            why = f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
+            worker = self.supervisor.workers.get(pid)
+            if worker is not None and worker.retiring:
+                log.info("worker %d retired (%s)", pid, why)
+            elif worker is not None and not self.supervisor.stopping:
+                state = "died" if worker.ready else "failed to start"
+                log.warning("worker %d %s (%s)", pid, state, worker.failure or why)
+            actions += self.supervisor.exited(pid, time.monotonic(), why)
+        return actions
 
     def publish(self) -> None:
+        """The master's state for ``status`` (and what ``restart`` needs), in the run folder,
+        which is made again if something removed it."""
         host, port = self.sock.getsockname()[:2]
         settings = self.settings
+        sup = self.supervisor
+        workers = {}
+        for pid, worker in sup.workers.items():
+            what = "retiring" if worker.retiring else "serving" if worker.ready else "starting"
+            workers[str(pid)] = {"started": self.born.get(pid, self.started), "state": what}
         state = {
             "pid": os.getpid(),
             "started": self.started,
             "address": f"{host}:{port}",
-            # What restart needs to start the same server again.
             "start": {
                 "host": settings.host,
                 "port": settings.port,
@@ -161,74 +355,46 @@ class _Master:
                 "idle_timeout": settings.idle_timeout,
                 "max_connections": settings.max_connections,
                 "loop": settings.loop,
+                "graceful_timeout": settings.graceful_timeout,
             },
-            "workers": {str(pid): started for pid, started in self.workers.items()},
+            "workers": workers,
+            "reloading": sup.reloading,
+            "reloads_requested": sup.reloads_requested,
+            "reloads": sup.reloads_done,
+            "cut": self.cut,
         }
-        path = self.settings.run_dir / "master.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
-
-    def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid in self.workers:
-                del self.workers[pid]
-                (self.settings.run_dir / f"worker-{pid}.json").unlink(missing_ok=True)
-                if pid in self.retiring:
-                    self.retiring.discard(pid)
-                    log.info("worker %d retired (status %d)", pid, status)
-                    self.publish()
-                elif not self.stopping:
-                    log.warning("worker %d died (status %d); starting another", pid, status)
-                    self.spawn()
-                else:
-                    self.publish()
-
-    def stop(self, graceful: bool) -> None:
-        self.stopping = True
-        sig = signal.SIGQUIT if graceful else signal.SIGTERM
-        for pid in list(self.workers):
-            _signal(pid, sig)
-        deadline = time.monotonic() + (self.settings.graceful_timeout + 2 if graceful else 5)
-        while self.workers and time.monotonic() < deadline:
-            self.reap()
-            time.sleep(0.02)
-        for pid in list(self.workers):
-            _signal(pid, signal.SIGKILL)  # did not stop in time
-        while self.workers:
-            try:
-                pid, _ = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            self.workers.pop(pid, None)
-
-    def reload(self) -> None:
-        """Replace every worker, one at a time: a new one serves before an old one stops."""
-        for old in list(self.workers):
-            self.spawn()
-            self.retiring.add(old)
-            _signal(old, signal.SIGUSR1)
-            deadline = time.monotonic() + self.settings.graceful_timeout + 2
-            while old in self.workers and time.monotonic() < deadline:
-                self.reap()
-                time.sleep(0.02)
-            if old in self.workers:
-                _signal(old, signal.SIGKILL)
+        path = settings.run_dir / "master.json"
+        try:
+            settings.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"master.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, path)
+        except OSError as exc:
+            problem = f"cannot write {path}: {exc.strerror}"
+            if problem != self.last_problem:  # one line per new problem, not one a second
+                log.warning("%s", problem)
+            self.last_problem = problem
+        else:
+            self.last_problem = ""
 
 
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
+def _die_with(master: int) -> None:
+    """Make this worker end when the master does, however the master ends (kill -9 too)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    # The master may have died before the line above: then no signal would ever come.
+    # (Elsewhere the worker's own timer looks at its parent twice a second.)
+    if os.getppid() != master:
+        os._exit(0)
 
 
 def run_master(settings: Settings, ready: int | None = None) -> int:
-    """Run the server until stopped; report readiness (or the reason it cannot) on *ready*."""
+    """Run the server until stopped; report readiness (or the reason it cannot) on *ready*.
+    Returns the exit status: 0 when stopped, 1 when it could not start or gave up."""
     pidfile = PidFile(settings.pid_file)
     try:
         pidfile.acquire()
@@ -236,56 +402,99 @@ def run_master(settings: Settings, ready: int | None = None) -> int:
         for stale in settings.run_dir.glob("*.json"):
             stale.unlink(missing_ok=True)
         sock = _listen(settings)
-    except StartError as error:
+    except (StartError, OSError) as error:
         if not isinstance(error, AlreadyRunning):
             pidfile.release()
             with contextlib.suppress(OSError):
                 settings.run_dir.rmdir()
-        _report(ready, f"error {error}")
+        message = str(error) if isinstance(error, StartError) else _os_error(error)
+        _report(ready, f"error {message}")
         return 1
-    master = _Master(settings, sock)
+    master = _Master(settings, sock, pidfile)
     wakeup_r, wakeup_w = os.pipe()
     os.set_blocking(wakeup_w, False)
     os.set_blocking(wakeup_r, False)
+    master.keep_open = [wakeup_r, wakeup_w] + ([ready] if ready is not None else [])
     signal.set_wakeup_fd(wakeup_w)
     received: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, lambda signum, frame: received.append(signum))
+    master.selector.register(wakeup_r, selectors.EVENT_READ, None)
+    sup = master.supervisor
+    code = 0
+    gave_up: str | None = None
+    reported = False
     try:
-        for _ in range(settings.workers):
-            master.spawn()
-        host, port = sock.getsockname()[:2]
-        log.info("listening on %s:%d with %d workers", host, port, settings.workers)
-        _report(ready, f"ok {host}:{port} {os.getpid()}")
-        selector = selectors.DefaultSelector()
-        selector.register(wakeup_r, selectors.EVENT_READ)
-        while True:
-            selector.select(timeout=1.0)
-            with contextlib.suppress(BlockingIOError):
-                os.read(wakeup_r, 4096)
+        gave_up = master.carry_out(sup.start())
+        while not sup.done:
+            if gave_up is not None:
+                log.error("stopping: %s", gave_up)
+                code = 1
+                master.carry_out(sup.stop(graceful=False, now=time.monotonic()))
+                if not reported:
+                    _report(ready, f"error {gave_up}")
+                    reported = True
+                    master.keep_open = [wakeup_r, wakeup_w]  # *ready* is closed now
+                gave_up = None
+            if sup.serving and not reported:
+                host, port = sock.getsockname()[:2]
+                log.info("listening on %s:%d with %d workers", host, port, settings.workers)
+                _report(ready, f"ok {host}:{port} {os.getpid()}")
+                reported = True
+                master.keep_open = [wakeup_r, wakeup_w]  # *ready* is closed now
+            master.publish()
+            deadline = sup.next_deadline()
+            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            actions = []
+            for key, _ in master.selector.select(timeout=wait):
+                if key.data is None:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wakeup_r, 4096)
+                else:
+                    actions += master.read_reports(key.data)
             signals, received[:] = list(received), []
-            if signal.SIGCHLD in signals or not signals:
-                master.reap()
+            now = time.monotonic()
+            actions += master.reap()
             if signal.SIGTERM in signals or signal.SIGINT in signals:
                 log.info("stopping")
-                master.stop(graceful=False)
-                break
-            if signal.SIGQUIT in signals:
+                actions += sup.stop(graceful=False, now=now)
+            elif signal.SIGQUIT in signals:
                 log.info("stopping gracefully")
-                master.stop(graceful=True)
-                break
+                actions += sup.stop(graceful=True, now=now)
             if signal.SIGHUP in signals:
-                log.info("reloading workers")
-                master.reload()
+                if sup.reload():
+                    log.info("reloading workers (reload %d)", sup.reloads_requested)
+                    actions += sup.reload_actions()
+                else:
+                    log.warning("reload refused: %s", "stopping" if sup.stopping else
+                                "a reload is in progress")  # fmt: skip
+            actions += sup.tick(now)
+            gave_up = master.carry_out(actions) or gave_up
     finally:
-        if not master.stopping:
-            master.stop(graceful=False)
+        if not sup.done:  # an exception in the loop: take the workers down with us
+            for pid in list(sup.workers):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            while True:
+                try:
+                    os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
+        if not reported:
+            _report(ready, "error the master stopped before it was serving")
         sock.close()
         for state in settings.run_dir.glob("*.json"):
             state.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            settings.run_dir.rmdir()
         pidfile.release()
         log.info("stopped")
-    return 0
+    return code
+
+
+def _os_error(error: OSError) -> str:
+    where = f" {error.filename}" if error.filename else ""
+    return f"cannot start:{where}: {error.strerror}"
 
 
 def _report(fd: int | None, message: str) -> None:

@@ -26,16 +26,20 @@ def server_command() -> list[str]:
     return [sys.executable, "-m", "sample_server"]
 
 
-def _env() -> dict[str, str]:
+def server_env() -> dict[str, str]:
+    """The environment sample-server runs in: this tree on PYTHONPATH unless an archive is run."""
     env = dict(os.environ)
     if not os.environ.get("SAMPLE_SERVER_COMMAND"):
         env["PYTHONPATH"] = str(_HERE.parent.parent)
     return env
 
 
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*server_command(), *args], env=_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)  # fmt: skip
+def cli(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run sample-server with *args* (and *env* added to the environment)."""
+    return subprocess.run([*server_command(), *args], env={**server_env(), **(env or {})},
+                          capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
 
 
 @dataclass

@@ -350,14 +350,14 @@ def _out_of_descriptors(tmp_path: Path, loop: str) -> None:
     import resource
     import subprocess
 
-    from sample_server.tests.support import _env, server_command
+    from sample_server.tests.support import server_command, server_env
 
     tmp_path.mkdir()
     pid_file = tmp_path / "server.pid"
     proc = subprocess.run(
         [*server_command(), "start", "-d", "--port", "0", "--workers", "1", "--loop", loop,
          "--pid-file", str(pid_file)],
-        env=_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        env=server_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -426,12 +426,12 @@ def test_foreground_start_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     import signal
     import subprocess
 
-    from sample_server.tests.support import _env, server_command
+    from sample_server.tests.support import server_command, server_env
 
     pid_file = tmp_path / "fg.pid"
     proc = subprocess.Popen(
         [*server_command(), "start", "--port", "0", "--workers", "1", "--pid-file", str(pid_file)],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:

@@ -178,3 +178,31 @@ def test_build_py_on_an_older_python_says_so_in_one_line(tmp_path: Path) -> None
         assert proc.stderr.startswith("build.py: needs Python 3.11 or newer; this is Python 3.")
         assert proc.stderr.count("\n") == 1
     assert not (tmp_path / "app.pyz").exists()
+
+
+@pytest.mark.network  # click, pytest and uvloop come from PyPI
+@pytest.mark.slow
+def test_sample_server_installs_as_its_own_distribution_and_tests_itself(tmp_path: Path) -> None:
+    """The wheel of sample_server/ (built from a copy, so no build leftovers land in the
+    checkout) in a fresh venv: ``sample-server test`` runs the whole suite from there."""
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "sample_server", source, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    built = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, source],
+                env=clean_env(), timeout=300)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("sample_server-*.whl")
+    venv = tmp_path / "venv"
+    assert run([sys.executable, "-m", "venv", venv]).returncode == 0
+    installed = run([venv / "bin" / "python", "-m", "pip", "install", "-q",
+                     f"{wheel}[test,uvloop]"], env=clean_env(), timeout=600)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    listed = run([venv / "bin" / "python", "-m", "pip", "list", "--format=json"])
+    names = {d["name"].lower() for d in json.loads(listed.stdout)}
+    assert "sample-server" in names and not {"packer", "packer-pyz"} & names
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run([venv / "bin" / "sample-server", "test", "-q"], cwd=elsewhere, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert passed(proc.stdout) == collected_in_checkout()
+    assert list(elsewhere.iterdir()) == []
