@@ -122,6 +122,12 @@ def tool_versions(python: Path, *distributions: str, packer: bool = True) -> str
     ).stdout.splitlines()  # fmt: skip
     if not packer:
         return ", ".join(out)
+    parts = [f"packer {out[0].split()[1]} at {commit_of('packer')}", *out[1:]]
+    return ", ".join(parts)
+
+
+def commit_of(folder: str) -> str:
+    """The checkout's commit, ``+changes`` when *folder* differs from it (others do not count)."""
     git = ["git", "-C", str(REPO)]
     commit = (
         subprocess.run(
@@ -129,11 +135,9 @@ def tool_versions(python: Path, *distributions: str, packer: bool = True) -> str
         ).stdout.strip()
         or "unknown commit"
     )
-    # Marked when packer's own code differs from that commit (other files do not count).
-    if subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "packer"], check=False).returncode:
+    if subprocess.run([*git, "diff", "--quiet", "HEAD", "--", folder], check=False).returncode:
         commit += "+changes"
-    parts = [f"packer {out[0].split()[1]} at {commit}", *out[1:]]
-    return ", ".join(parts)
+    return commit
 
 
 def publish(section: str, intro: str, rows: Sequence[str], save: bool) -> None:

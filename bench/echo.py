@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     REPO,
     bench_env,
+    commit_of,
     invocation,
     machine_line,
     make_venv,
@@ -247,7 +248,7 @@ def main() -> None:
     try:
         loadgen = work / "loadgen"
         subprocess.run([cc, "-O2", "-o", str(loadgen), str(HERE / "loadgen.c")], check=True)
-        python = str(make_venv(work / "venv", "-e", str(REPO), "uvloop"))
+        python = str(make_venv(work / "venv", str(REPO / "sample_server"), "uvloop"))
         peers = str(HERE / "peers.py")
         # The pid file is relative: each server runs in a folder of its own.
         ours = [python, "-m", "sample_server", "start", "--port", "0", "--pid-file", "s.pid",
@@ -356,7 +357,9 @@ def main() -> None:
         for (first, second, _, size, conns), why in failures_together.items():
             rows.append(f"- {first} / {second}, {size // 1024} KiB, {conns} conns: failed: {why}")
         invoked = invocation("echo.py", args)
-        versions = tool_versions(Path(python), "uvloop")
+        versions = f"sample_server at {commit_of('sample_server')}, " + tool_versions(
+            Path(python), "uvloop", packer=False
+        )
         if node:
             node_version = subprocess.run([node, "--version"], capture_output=True, text=True)
             versions += f", Node.js {node_version.stdout.strip()}"
