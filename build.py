@@ -50,6 +50,7 @@ def main() -> int:
             args.output,
             include=["sample_server/"],  # the package; its tests live inside it
             exclude=["sample_server/pyproject.toml"],  # its own distribution's, not code
+            project=False,  # the folder's files, not the packer-pyz project this folder is
             entry="sample_server.cli:main",
             requires_python=">=3.10",  # pytest 9's floor; the server alone would go lower
             with_packages=RUN + TEST + ([] if args.no_uvloop else [UVLOOP]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -34,10 +35,21 @@ from .plan import (
     check_entry_count,
     check_output,
     folder_entries,
+    is_output,
     make_plan,
     member_jobs,
     planned_names,
 )
+from .project import (
+    Project,
+    build_wheel,
+    find_project,
+    no_project,
+    project_entry,
+    requirement,
+    settle,
+)
+from .selection import FileFilter
 from .stub import render_stub
 from .zipwriter import (
     FILE_MODE,
@@ -120,23 +132,31 @@ def build(
     out = check_output(src, options)
     sign = _signer(options)
     epoch = _source_date_epoch()  # checked before any work is done
+    project = _project(src, options)
     with contextlib.ExitStack() as stack:
         staged = None
-        if options.requirements or options.with_packages:
+        pip = PipOptions(
+            find_links=options.find_links or (),
+            index_url=options.index_url,
+            extra_index_urls=options.extra_index_urls or (),
+            no_index=bool(options.no_index),
+        )
+        specs = list(options.with_packages)
+        wheel = None
+        if project is not None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-wheel-")))
+            patterns = FileFilter(options.include, options.exclude, options.gitignore)
+            wheel = build_wheel(project, work, pip, patterns, _output_skipper(out))
+            specs.insert(0, requirement(wheel, options.extras))
+        if options.requirements or specs:
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
-            installer(
-                options.requirements or (),
-                options.with_packages or (),
-                PipOptions(
-                    find_links=options.find_links or (),
-                    index_url=options.index_url,
-                    extra_index_urls=options.extra_index_urls or (),
-                    no_index=bool(options.no_index),
-                ),
-                staging,
-            )
+            installer(options.requirements, specs, pip, staging)
             staged = scan(staging)
-        plan = make_plan(src, out, options, staged)
+        if project is not None and wheel is not None and staged is not None:
+            own = settle(staged, wheel, options.extras)
+            if options.entry is None and options.console_script is None:
+                options = dataclasses.replace(options, console_script=project_entry(own))
+        plan = make_plan(None if project else src, out, options, staged)
         written = _write(plan, out, options, epoch, progress, sign)
     return BuildResult(
         output=out,
@@ -173,6 +193,27 @@ def _resolve_options(src: Path | None, given: dict[str, Any], config: Path | Non
     if options.console_script is not None and options.entry is not None:
         raise EntryPointError("give an entry point or a console script, not both")
     return options
+
+
+def _project(src: Path | None, options: Settings) -> Project | None:
+    """The project SOURCE is, if it is to be built as one (``--project``, or found)."""
+    if src is None or options.project is False:
+        if options.extras:
+            raise ConfigError("--extra names an optional-dependency group of a project source")
+        return None
+    if not src.is_dir():
+        return None  # said by the file selection, as for any folder
+    project = find_project(src)
+    if project is None and options.project:
+        raise no_project(src)
+    if project is None and options.extras:
+        raise ConfigError(f"{src}: --extra needs a project source, and this folder is not one")
+    return project
+
+
+def _output_skipper(out: Path) -> Callable[[str, Path], bool]:
+    real = out.resolve()
+    return lambda name, path: is_output(name, path, real)
 
 
 def _with_native_keys(

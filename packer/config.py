@@ -23,6 +23,7 @@ __all__ = [
     "options",
     "options_table",
     "project_requires_python",
+    "read_toml",
     "resolve",
 ]
 
@@ -145,6 +146,19 @@ class Settings:
         "--console-script", metavar="NAME",
         help="Entry point: a console script that a bundled distribution declares.",
     )  # fmt: skip
+    project: bool | None = _option(
+        "--project/--no-project", kind="switch",
+        shown="when SOURCE has project metadata",
+        help="Build SOURCE as a Python project: its wheel by its own build backend, with its "
+             "dependencies, its .dist-info and its [project.scripts] entry point. "
+             "--no-project packs the folder's files as they are. Project metadata is a "
+             "pyproject.toml with a [project] or [build-system] table, a setup.py or a "
+             "setup.cfg.",
+    )  # fmt: skip
+    extras: tuple[str, ...] = _option(
+        "--extra", kind="multiple", metavar="NAME", key="extras",
+        help="Bundle this optional-dependency group of the project too (repeatable).",
+    )  # fmt: skip
     optional_native: tuple[str, ...] = _option(
         "--optional-native", kind="multiple", metavar="NAME",
         help="A bundled distribution with native code the application can run without "
@@ -257,7 +271,7 @@ def load_config(file: Path, *, table_required: bool = False) -> dict[str, Any]:
     any other file holds the keys at its top level. Relative paths in it are relative to the
     file's folder. With *table_required* False a pyproject without the table gives none.
     """
-    data = _read_toml(file)
+    data = read_toml(file)
     table: Any
     if "tool" in data or file.name == "pyproject.toml":
         tool = data.get("tool", {})
@@ -308,7 +322,7 @@ def options_table() -> str:
 
 def project_requires_python(file: Path) -> str | None:
     """``[project] requires-python`` of a pyproject.toml, if it has one."""
-    project = _read_toml(file).get("project")
+    project = read_toml(file).get("project")
     if isinstance(project, dict):
         value = project.get("requires-python")
         if isinstance(value, str):
@@ -316,7 +330,8 @@ def project_requires_python(file: Path) -> str | None:
     return None
 
 
-def _read_toml(file: Path) -> dict[str, Any]:
+def read_toml(file: Path) -> dict[str, Any]:
+    """A TOML file's tables; ConfigError, in one line, if it cannot be read or parsed."""
     data = read_input(file, "TOML file")
     try:
         return tomllib.loads(data.decode("utf-8"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import BuildError
 
-__all__ = ["Distribution", "PipOptions", "Staged", "install", "scan"]
+__all__ = ["Distribution", "PipOptions", "Staged", "install", "pip_reason", "scan"]
 
 #: File name endings of native code: extension modules and the shared libraries wheels carry.
 _NATIVE = re.compile(r"\.(so|pyd|dylib|dll)(\.[0-9.]+)?$")
@@ -102,10 +102,10 @@ def install(
         raise BuildError(f"cannot run pip: {exc.strerror}") from None
     if proc.returncode != 0:
         what = ", ".join([*map(str, requirements), *specs])
-        raise BuildError(f"pip could not install {what}: {_pip_reason(proc.stderr)}")
+        raise BuildError(f"pip could not install {what}: {pip_reason(proc.stderr)}")
 
 
-def _pip_reason(stderr: str) -> str:
+def pip_reason(stderr: str) -> str:
     """pip's reason, in one line: its ERROR lines, else its last line."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]

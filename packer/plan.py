@@ -43,6 +43,7 @@ __all__ = [
     "check_entry_count",
     "check_output",
     "folder_entries",
+    "is_output",
     "make_plan",
     "member_jobs",
     "planned_names",
@@ -116,7 +117,7 @@ def _select(src: Path, out: Path, options: Settings) -> Selection:
         src,
         patterns=patterns,
         follow_symlinks=bool(options.follow_symlinks),
-        skip=lambda name, path: _is_output(name, path, real_out),
+        skip=lambda name, path: is_output(name, path, real_out),
     )
     for item in selection.files:
         if item.name.startswith(RESERVED_PREFIXES):
@@ -159,8 +160,15 @@ def make_plan(src: Path | None, out: Path, options: Settings, staged: Staged | N
     if options.console_script is not None:
         target = staged.console_script(options.console_script) if staged else None
         if target is None:
+            known = (
+                sorted({n for d in staged.distributions for n in d.console_scripts})
+                if staged
+                else []
+            )
+            listed = f" (declared: {', '.join(known)})" if known else ""
             raise EntryPointError(
-                f"console script {options.console_script!r}: no bundled distribution declares it"
+                f"console script {options.console_script!r}: no bundled distribution declares "
+                f"it{listed}"
             )
         spec = target.split("[")[0].strip()  # drop any [extras]
     if spec is not None:
@@ -264,7 +272,7 @@ def _is_sealed(path: Path) -> bool:
     return seal is not None
 
 
-def _is_output(name: str, path: Path, out: Path) -> bool:
+def is_output(name: str, path: Path, out: Path) -> bool:
     """Whether a walked entry is the output, or a temporary file of a build writing it."""
     if name != out.name and not (name.startswith(f".{out.name}.") and name.endswith(".tmp")):
         return False  # cheap test first: resolving every path would double the walk's cost

@@ -1,0 +1,178 @@
+"""A Python project as the source: its wheel, built by its own PEP 517 backend, and what the
+archive takes from it (the distribution, its dependencies, its console scripts)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PathDistribution
+from pathlib import Path
+
+from .config import read_toml
+from .dependencies import Distribution, PipOptions, Staged, pip_reason
+from .errors import BuildError, ConfigError, EntryPointError, SourceError
+from .selection import FileFilter, select_files
+
+__all__ = [
+    "LEFTOVERS",
+    "Project",
+    "build_wheel",
+    "canonical",
+    "find_project",
+    "no_project",
+    "project_entry",
+    "requirement",
+    "settle",
+]
+
+#: What earlier builds leave in a project (setuptools' build/ and egg-info, dist/): never copied
+#: to the folder the backend builds in, so a stale file cannot reach the wheel.
+LEFTOVERS = ("/build/", "/dist/", "*.egg-info/", "/.eggs/")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A folder with project metadata: what was found, and where."""
+
+    root: Path
+    #: Which file says it is a project (pyproject.toml, setup.py or setup.cfg).
+    marker: str
+
+
+def find_project(src: Path) -> Project | None:
+    """The project *src* holds: a ``pyproject.toml`` with a ``[project]`` or ``[build-system]``
+    table, or a ``setup.py`` or ``setup.cfg``; None for a plain folder."""
+    pyproject = src / "pyproject.toml"
+    if pyproject.is_file():
+        data = read_toml(pyproject)
+        if isinstance(data.get("project"), dict) or isinstance(data.get("build-system"), dict):
+            return Project(src, "pyproject.toml")
+    for name in ("setup.py", "setup.cfg"):
+        if (src / name).is_file():
+            return Project(src, name)
+    return None
+
+
+def build_wheel(
+    project: Project,
+    into: Path,
+    pip: PipOptions,
+    patterns: FileFilter,
+    skip: Callable[[str, Path], bool],
+) -> Path:
+    """Build *project*'s wheel in *into*, from a copy of its files (so the build writes nothing
+    into the project), with its backend in an isolated environment, as ``pip wheel`` does.
+
+    The copy holds what the folder would pack (``.gitignore`` and *patterns* apply) without
+    :data:`LEFTOVERS`. Returns the wheel's path; BuildError, in one line, if the backend fails.
+    """
+    leftovers = FileFilter(
+        patterns.include, (*patterns.exclude, *LEFTOVERS), patterns.use_gitignore
+    )
+    selection = select_files(project.root, patterns=leftovers, skip=skip)
+    copy = into / "source"
+    for item in selection.files:
+        target = copy / item.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(item.path, target)
+    wheels = into / "wheel"
+    command = [
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels),
+        "--disable-pip-version-check", "--no-input", *pip.args(), str(copy),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_TARGET", "PIP_PREFIX")}
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    except OSError as exc:
+        raise BuildError(f"cannot run pip: {exc.strerror}") from None
+    built = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
+    if proc.returncode != 0 or len(built) != 1:
+        reason = pip_reason(proc.stderr) if proc.returncode else "it gave no single wheel"
+        raise BuildError(f"{project.root}: building the project's wheel failed: {reason}")
+    return built[0]
+
+
+def wheel_name(wheel: Path) -> str:
+    """The distribution name a wheel's file name gives, normalized."""
+    return canonical(wheel.name.split("-")[0])
+
+
+def canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement(wheel: Path, extras: tuple[str, ...]) -> str:
+    """The requirement that installs *wheel* with its *extras*."""
+    return f"{wheel}[{','.join(extras)}]" if extras else str(wheel)
+
+
+def settle(staged: Staged, wheel: Path, extras: tuple[str, ...]) -> Distribution:
+    """The project's own distribution among the installed ones, with the traces of the
+    temporary wheel removed; ConfigError for an extra the project does not declare."""
+    name = wheel_name(wheel)
+    found = [d for d in staged.distributions if canonical(d.name) == name]
+    if len(found) != 1:
+        raise BuildError(f"{wheel.name}: the project's distribution was not installed")
+    dist = found[0]
+    info = staged.root / dist.dist_info
+    declared = {
+        canonical(e) for e in PathDistribution(info).metadata.get_all("Provides-Extra") or []
+    }
+    unknown = [e for e in extras if canonical(e) not in declared]
+    if unknown:
+        listed = ", ".join(sorted(declared)) or "none"
+        raise ConfigError(
+            f"--extra {unknown[0]}: the project declares no such optional-dependency group "
+            f"(it has: {listed})"
+        )
+    _forget_origin(info, dist)
+    return dist
+
+
+def _forget_origin(info: Path, dist: Distribution) -> None:
+    """Drop ``direct_url.json`` (PEP 610), which names the temporary wheel: it would make every
+    build differ, and says nothing true about where the archive's copy came from."""
+    origin = info / "direct_url.json"
+    if not origin.exists():
+        return
+    origin.unlink()
+    record = info / "RECORD"
+    lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(f"{info.name}/direct_url.json,")]
+    record.write_text("".join(kept), encoding="utf-8")
+    rel = f"{info.name}/direct_url.json"
+    if rel in dist.files:
+        dist.files.remove(rel)
+
+
+def project_entry(dist: Distribution) -> str:
+    """The console script to run when none was named: the project's only one, or among
+    several the one named as the project (as ``pipx run`` picks one)."""
+    scripts = sorted(dist.console_scripts)
+    if len(scripts) == 1:
+        return scripts[0]
+    named = [s for s in scripts if canonical(s) == canonical(dist.name)]
+    if named:
+        return named[0]
+    if not scripts:
+        raise EntryPointError(
+            f"{dist.name} declares no console script ([project.scripts]): give --entry "
+            "module:function or --console-script NAME"
+        )
+    raise EntryPointError(
+        f"{dist.name} declares {len(scripts)} console scripts ({', '.join(scripts)}) and "
+        "none is named after it: choose one with --console-script NAME"
+    )
+
+
+def no_project(src: Path) -> SourceError:
+    return SourceError(
+        f"{src}: --project: no pyproject.toml with a [project] or [build-system] table, "
+        "setup.py or setup.cfg here"
+    )
