@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -22,10 +23,11 @@ from ._runtime.format import (
     RuntimeConfig,
     native_key,
 )
+from ._runtime.gate import python_supported
 from ._runtime.render import human_size
 from ._version import __version__
 from .config import Settings, load_config, project_requires_python, resolve
-from .dependencies import PipOptions, install, scan
+from .dependencies import PipOptions, Staged, install, scan
 from .errors import ConfigError, EntryPointError, SourceError
 from .members import MemberJob, produce, produce_members
 from .output import atomic_output, new_file_mode
@@ -49,8 +51,10 @@ from .project import (
     requirement,
     settle,
 )
+from .pyversion import parse_requires_python
 from .selection import FileFilter
 from .stub import render_stub
+from .targets import Target, foreign_bytecode, install_for, merge, parse_target
 from .zipwriter import (
     FILE_MODE,
     Member,
@@ -133,6 +137,7 @@ def build(
     sign = _signer(options)
     epoch = _source_date_epoch()  # checked before any work is done
     project = _project(src, options)
+    targets = _targets(options)
     with contextlib.ExitStack() as stack:
         staged = None
         pip = PipOptions(
@@ -148,14 +153,27 @@ def build(
             patterns = FileFilter(options.include, options.exclude, options.gitignore)
             wheel = build_wheel(project, work, pip, patterns, _output_skipper(out))
             specs.insert(0, requirement(wheel, options.extras))
-        if options.requirements or specs:
+        own = None
+        if targets:
+            staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
+            each = []
+            for index, target in enumerate(targets):
+                root = staging / str(index)
+                root.mkdir()
+                if options.requirements or specs:
+                    install_for(target, options.requirements, specs, pip, root)
+                each.append(scan(root))
+                if wheel is not None:
+                    own = settle(each[-1], wheel, options.extras)
+            staged = merge(targets, each)
+        elif options.requirements or specs:
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
             installer(options.requirements, specs, pip, staging)
             staged = scan(staging)
-        if project is not None and wheel is not None and staged is not None:
-            own = settle(staged, wheel, options.extras)
-            if options.entry is None and options.console_script is None:
-                options = dataclasses.replace(options, console_script=project_entry(own))
+            if wheel is not None:
+                own = settle(staged, wheel, options.extras)
+        if own is not None and options.entry is None and options.console_script is None:
+            options = dataclasses.replace(options, console_script=project_entry(own))
         plan = make_plan(None if project else src, out, options, staged)
         written = _write(plan, out, options, epoch, progress, sign)
     return BuildResult(
@@ -169,10 +187,7 @@ def build(
         entry=plan.entry_text,
         names=written.names,
         warnings=plan.warnings + written.warnings,
-        distributions=tuple(
-            (dist.name, dist.version, dist.native)
-            for dist in (staged.distributions if staged else [])
-        ),
+        distributions=tuple(_distinct(staged)),
     )
 
 
@@ -193,6 +208,25 @@ def _resolve_options(src: Path | None, given: dict[str, Any], config: Path | Non
     if options.console_script is not None and options.entry is not None:
         raise EntryPointError("give an entry point or a console script, not both")
     return options
+
+
+def _targets(options: Settings) -> list[Target]:
+    """The targets asked for, each once; each checked against requires-python."""
+    targets: list[Target] = []
+    for spec in options.targets:
+        target = parse_target(spec)
+        if target in targets:
+            raise ConfigError(f"--target {spec!r}: given twice")
+        targets.append(target)
+    if targets and options.requires_python:
+        clauses = parse_requires_python(options.requires_python)
+        for target in targets:
+            if not python_supported([c.as_literal() for c in clauses], (*target.python, 99)):
+                raise ConfigError(
+                    f"--target {target.version}: outside requires-python "
+                    f"{options.requires_python!r}"
+                )
+    return targets
 
 
 def _project(src: Path | None, options: Settings) -> Project | None:
@@ -223,11 +257,15 @@ def _with_native_keys(
     members, and the public key the stub is to require (if any)."""
     natives = [
         NativeDist(
-            d.name, d.version, native_key(d.prefix, members), d.prefix, d.tags, d.optional, d.top
+            d.name, d.version, native_key(d.prefix, members), d.prefix, d.tags, d.optional,
+            d.top, d.targets,
         )
         for d in config.native
-    ]
-    return RuntimeConfig(config.site, config.dists, config.pth, natives, config.verify, signed_by)
+    ]  # fmt: skip
+    return RuntimeConfig(
+        config.site, config.dists, config.pth, natives, config.verify, signed_by,
+        config.targets, config.variants,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -253,10 +291,15 @@ def _write(
     prefix = shebang_line(interpreter) if with_shebang else b""
     jobs = member_jobs(plan, options)
     do_compile = options.compile is not False
+    warnings: list[str] = []
+    work = tempfile.TemporaryDirectory(prefix="packer-bytecode-")
+    targets = plan.staged.targets if plan.staged is not None else ()
+    if targets and do_compile:
+        jobs, more = _bytecode_for_targets(jobs, targets, Path(work.name), options.jobs)
+        warnings += more
     planned = planned_names(jobs)
     check_entry_count(len(planned) + len(folder_entries(planned)), plan.clauses, out)
-    warnings: list[str] = []
-    with atomic_output(out, new_file_mode(with_shebang)) as fp:
+    with work, atomic_output(out, new_file_mode(with_shebang)) as fp:
         writer = ZipWriter(fp, prefix, epoch)
         entries: dict[str, tuple[str, int]] = {}
         stored = 0
@@ -305,6 +348,33 @@ def _write(
     return _Written(tuple(names), stored, digest, manifest.build_id, tuple(warnings))
 
 
+def _bytecode_for_targets(
+    jobs: list[MemberJob], targets: tuple[Target, ...], work: Path, workers: int | None
+) -> tuple[list[MemberJob], list[str]]:
+    """Bytecode for every target's Python: the building interpreter's beside each module
+    (for the modules a target of its version imports), the others' in ``__pycache__``."""
+    here = sys.version_info[:2]
+    sources = [(job.name, job.path, job.targets) for job in jobs if job.compile and job.path]
+    kept = []
+    for job in jobs:
+        serves = [targets[i] for i in job.targets] if job.targets else list(targets)
+        if job.compile and not any(t.python == here for t in serves):
+            job = dataclasses.replace(job, compile=False)
+        kept.append(job)
+    extra, warnings = foreign_bytecode(sources, targets, work, workers or os.cpu_count() or 1)
+    for name, path in extra:
+        kept.append(MemberJob(name, path, None, FILE_MODE, False, path.stat().st_size))
+    kept.sort(key=lambda job: job.name)
+    return kept, warnings
+
+
+def _distinct(staged: Staged | None) -> list[tuple[str, str, bool]]:
+    """The bundled distributions, each once (a multi-target build has one copy a target of
+    those that differ between targets)."""
+    found = [(d.name, d.version, d.native) for d in (staged.distributions if staged else [])]
+    return list(dict.fromkeys(found))
+
+
 def _signer(options: Settings) -> Signer | None:
     """Signs a digest with the build's key, loaded (and so checked) before anything is built."""
     if options.sign_key is None:
@@ -331,10 +401,7 @@ def _manifest(
         requires_python=plan.requires_python,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if given_epoch else None,
         bytecode=bytecode_tag() if options.compile is not False else None,
-        distributions=[
-            (d.name, d.version, d.native)
-            for d in (plan.staged.distributions if plan.staged else [])
-        ],
+        distributions=_distinct(plan.staged),
         runtime=runtime,
         members=dict(sorted(members.items())),
     )

@@ -146,6 +146,14 @@ class Settings:
         "--console-script", metavar="NAME",
         help="Entry point: a console script that a bundled distribution declares.",
     )  # fmt: skip
+    targets: tuple[str, ...] = _option(
+        "--target", kind="multiple", metavar="PY[:PLATFORM]", key="targets",
+        shown="the building interpreter",
+        help="A CPython version and platform to resolve and install for, e.g. 3.12 or "
+             "3.13:macos-arm64 (repeatable): the archive holds what each needs and picks "
+             "the one that fits at start. Platforms: linux-x86_64, linux-aarch64, "
+             "macos-arm64, macos-x86_64, windows-amd64, windows-arm64 (default: this one).",
+    )  # fmt: skip
     project: bool | None = _option(
         "--project/--no-project", kind="switch",
         shown="when SOURCE has project metadata",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PathDistribution
 from pathlib import Path
+from typing import Any
 
 from .errors import BuildError
 
@@ -52,6 +53,13 @@ class Distribution:
     files: list[str] = field(default_factory=list)
     tags: tuple[str, ...] = ()
     console_scripts: dict[str, str] = field(default_factory=dict)
+    #: Where its files are read from (a multi-target build has one staging folder a
+    #: target); None: the staging folder of :class:`Staged`.
+    root: Path | None = None
+    #: The archive folder its files go to; None: by whether it has native code.
+    prefix: str | None = None
+    #: The targets it serves (indexes into Staged.targets); empty: every one.
+    targets: tuple[int, ...] = ()
 
     @property
     def native(self) -> bool:
@@ -66,6 +74,9 @@ class Staged:
     root: Path
     distributions: list[Distribution]
     loose: list[str]
+    #: The targets of a multi-target build (packer.targets.Target); empty: the building
+    #: interpreter alone.
+    targets: tuple[Any, ...] = ()
 
     def console_script(self, name: str) -> str | None:
         for dist in self.distributions:

@@ -48,6 +48,8 @@ class MemberJob:
     size: int = 0
     #: Where the bytecode goes: beside the source (for zipimport) unless given.
     pyc_name: str | None = None
+    #: The targets whose interpreters import it (indexes); empty: every one.
+    targets: tuple[int, ...] = ()
 
 
 def produce(job: MemberJob, level: int | None) -> list[Member]:

@@ -26,6 +26,8 @@ from ._runtime.format import (
     STUB_NAME,
     NativeDist,
     RuntimeConfig,
+    Target,
+    Variant,
 )
 from ._runtime.gate import python_supported
 from .config import Settings
@@ -139,7 +141,7 @@ def make_plan(src: Path | None, out: Path, options: Settings, staged: Staged | N
     if staged is not None:
         for dist in staged.distributions:
             for rel in dist.files:
-                by_name.setdefault(rel, staged.root / rel)
+                by_name.setdefault(rel, (dist.root or staged.root) / rel)
         for rel in staged.loose:
             by_name.setdefault(rel, staged.root / rel)
 
@@ -213,13 +215,22 @@ def _runtime_config(staged: Staged | None, optional: frozenset[str] = frozenset(
     config = RuntimeConfig()
     if staged is None:
         return config
-    pure = [dist for dist in staged.distributions if not dist.native]
+    config.targets = [
+        Target(target.name, target.python, target.platform_tag) for target in staged.targets
+    ]
+    shared = [d for d in staged.distributions if not d.native and _folder(d) == SITE_PACKAGES]
+    variants = [d for d in staged.distributions if not d.native and _folder(d) != SITE_PACKAGES]
     natives = [dist for dist in staged.distributions if dist.native]
-    if pure or staged.loose:
+    if shared or staged.loose:
         config.site = SITE_PACKAGES
-        config.dists = [(d.name, d.version, d.dist_info) for d in pure]
-        top_level = [rel for d in pure for rel in d.files] + staged.loose
+        config.dists = [(d.name, d.version, d.dist_info) for d in shared]
+        top_level = [rel for d in shared for rel in d.files] + staged.loose
         config.pth = sorted(rel for rel in top_level if "/" not in rel and rel.endswith(".pth"))
+    for dist in variants:
+        pth = sorted(rel for rel in dist.files if "/" not in rel and rel.endswith(".pth"))
+        config.variants.append(
+            Variant(_folder(dist), [(dist.name, dist.version, dist.dist_info)], dist.targets, pth)
+        )
     for dist in natives:
         is_optional = _normalize(dist.name) in optional
         config.native.append(
@@ -227,13 +238,21 @@ def _runtime_config(staged: Staged | None, optional: frozenset[str] = frozenset(
                 dist.name,
                 dist.version,
                 "0" * 64,
-                f"{NATIVE_FOLDER}/{dist.name}-{dist.version}/",
+                _folder(dist) + "/",
                 dist.tags,
                 optional=is_optional,
                 top=_top_level_names(dist) if is_optional else (),
+                targets=dist.targets,
             )
         )
     return config
+
+
+def _folder(dist: Distribution) -> str:
+    """The archive folder a bundled distribution's files go to."""
+    if dist.prefix is not None:
+        return dist.prefix
+    return f"{NATIVE_FOLDER}/{dist.name}-{dist.version}" if dist.native else SITE_PACKAGES
 
 
 def _top_level_names(dist: Distribution) -> list[str]:
@@ -293,24 +312,21 @@ def member_jobs(plan: Plan, options: Settings) -> list[MemberJob]:
         )
     staged = plan.staged
     if staged is not None:
-        native = {dist.name for dist in staged.distributions if dist.native}
         for dist in staged.distributions:
-            folder = (
-                f"{NATIVE_FOLDER}/{dist.name}-{dist.version}"
-                if dist.name in native
-                else SITE_PACKAGES
-            )
+            folder = _folder(dist)
+            root = dist.root or staged.root
             for rel in dist.files:
-                path = staged.root / rel
+                path = root / rel
                 st = path.stat()
                 mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
                 compiles = do_compile and rel.endswith(".py")
                 pyc = None
-                if compiles and dist.name in native:
+                if compiles and dist.native:
                     pyc = f"{folder}/{_cached_pyc(rel)}"
                 jobs.append(
-                    MemberJob(f"{folder}/{rel}", path, None, mode, compiles, st.st_size, pyc)
-                )
+                    MemberJob(f"{folder}/{rel}", path, None, mode, compiles, st.st_size, pyc,
+                              dist.targets)
+                )  # fmt: skip
         for rel in staged.loose:
             path = staged.root / rel
             compiles = do_compile and rel.endswith(".py")

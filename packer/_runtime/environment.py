@@ -19,7 +19,14 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["Environment", "activate", "mount"]
+__all__ = [
+    "Environment",
+    "activate",
+    "choose_target",
+    "describe_platform",
+    "mount",
+    "platform_fits",
+]
 
 
 def _warn_stderr(archive: str) -> Callable[[str], None]:
@@ -59,7 +66,9 @@ def activate(
     """
     archive = os.path.abspath(archive)
     env = Environment(archive)
-    natives, unusable = _native_fits(archive, config)
+    chosen = choose_target(archive, config)
+    variants = [v for v in config.variants if chosen in v.targets]
+    natives, unusable = _native_fits(archive, config, chosen)
     install_importer(archive)
     paths = []
     if archive not in sys.path:
@@ -73,12 +82,14 @@ def activate(
     site = config.site
     if site:
         paths.append(archive + "/" + site)
+    paths += [archive + "/" + v.folder for v in variants]
     where = sys.path.index(archive) + 1 if archive in sys.path else 0
     sys.path[where:where] = paths
     env.paths = paths
-    dists = config.dists
-    if dists and site:
-        env.finder = _MetadataFinder(archive, site, dists)
+    dists = [(site, d) for d in config.dists] if site else []
+    dists += [(v.folder, d) for v in variants for d in v.dists]
+    if dists:
+        env.finder = _MetadataFinder(archive, dists)
         # Ahead of the path finder, so the bundled version wins over one installed here,
         # as the bundled code does on sys.path.
         where = next(
@@ -88,6 +99,9 @@ def activate(
         sys.meta_path.insert(where, env.finder)
     for pth in config.pth:
         env.paths += _process_pth(archive, site, pth)
+    for variant in variants:
+        for pth in variant.pth:
+            env.paths += _process_pth(archive, variant.folder, pth)
     return env
 
 
@@ -129,24 +143,61 @@ def mount(archive: str) -> Environment:
     return activate(archive, read_config(archive))
 
 
-def _native_fits(archive: str, config: RuntimeConfig) -> Tuple[List[NativeDist], Dict[str, str]]:
-    """The native distributions this interpreter can load, and why the others cannot, by
-    the top-level names they provide. One that is not optional and does not fit refuses
-    the archive (ArchiveError)."""
+def choose_target(archive: str, config: RuntimeConfig) -> Optional[int]:
+    """The target of a multi-target archive this interpreter runs: the first listed whose
+    Python is this one and whose platform fits here. None for a single-target archive;
+    ArchiveError, in one line, when none fits."""
+    if not config.targets:
+        return None
+    here = sys.version_info[:2]
+    if sys.implementation.name == "cpython":
+        for index, target in enumerate(config.targets):
+            if target.python == here and platform_fits(target.platform):
+                return index
+    by_platform: Dict[str, List[str]] = {}
+    for target in config.targets:
+        by_platform.setdefault(target.platform, []).append("%d.%d" % target.python)
+    built = "; ".join(
+        "CPython %s on %s" % (", ".join(versions), platform)
+        for platform, versions in by_platform.items()
+    )
+    name = "CPython" if sys.implementation.name == "cpython" else sys.implementation.name
+    raise ArchiveError(
+        "%s: built for %s; this is %s %s on %s (%s)"
+        % (
+            os.path.basename(archive),
+            built,
+            name,
+            sys.version.split()[0],
+            describe_platform(),
+            sys.executable,
+        )
+    )
+
+
+def _native_fits(
+    archive: str, config: RuntimeConfig, chosen: Optional[int] = None
+) -> Tuple[List[NativeDist], Dict[str, str]]:
+    """The native distributions this interpreter can load (of the *chosen* target's), and
+    why the others cannot, by the top-level names they provide. One that is not optional and
+    does not fit refuses the archive (ArchiveError)."""
     usable: List[NativeDist] = []
     unusable: Dict[str, str] = {}
     here = "cp%d%d" % sys.version_info[:2]
     for dist in config.native:
+        if dist.targets and chosen not in dist.targets:
+            continue
         tags = dist.tags
         if not tags or any(_tag_fits(tag, here) for tag in tags):
             usable.append(dist)
             continue
-        reason = "%s: %s %s has native code for %s; this is Python %s (%s)" % (
+        reason = "%s: %s %s has native code for %s; this is Python %s on %s (%s)" % (
             os.path.basename(archive),
             dist.name,
             dist.version,
-            ", ".join(sorted({t.split("-")[0] for t in tags})),
+            ", ".join(sorted({_without_abi(t) for t in tags})),
             sys.version.split()[0],
+            describe_platform(),
             sys.executable,
         )
         if not dist.optional:
@@ -154,6 +205,11 @@ def _native_fits(archive: str, config: RuntimeConfig) -> Tuple[List[NativeDist],
         for name in dist.top:
             unusable[name] = reason
     return usable, unusable
+
+
+def _without_abi(tag: str) -> str:
+    parts = tag.split("-")
+    return "%s-%s" % (parts[0], parts[2]) if len(parts) == 3 else tag
 
 
 class _UnusableNative:
@@ -176,13 +232,87 @@ def _tag_fits(tag: str, here: str) -> bool:
     parts = tag.split("-")
     if len(parts) != 3:
         return True
-    interpreter, abi, _platform = parts
+    interpreter, abi, platform = parts
+    if not any(platform_fits(p) for p in platform.split(".")):
+        return False
     if interpreter.startswith("py"):
         return True
     if abi == "abi3":
         # A stable-ABI wheel loads on its version and every later one.
         return interpreter.startswith("cp") and int(interpreter[3:] or 0) <= int(here[3:])
     return interpreter == here
+
+
+_MANYLINUX_ALIASES = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def _machine() -> str:
+    machine = os.uname().machine if hasattr(os, "uname") else ""
+    if sys.platform == "win32":
+        import platform
+
+        machine = platform.machine()
+    return machine.lower()
+
+
+def _glibc() -> Optional[Tuple[int, int]]:
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError, AttributeError):
+        return None
+    _, _, version = text.partition(" ")
+    parts = version.split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        return None
+
+
+def describe_platform() -> str:
+    """This machine as a line says it: ``linux x86_64 (glibc 2.36)``."""
+    glibc = _glibc()
+    libc = " (glibc %d.%d)" % glibc if glibc else ""
+    return "%s %s%s" % (sys.platform, _machine(), libc)
+
+
+def platform_fits(platform: str) -> bool:
+    """Whether a wheel platform tag (``manylinux_2_17_x86_64``, ``macosx_11_0_arm64``,
+    ``win_amd64``, ``any``...) can load here, as pip's tag rules decide it."""
+    if platform == "any":
+        return True
+    machine = _machine()
+    if sys.platform.startswith("linux"):
+        if platform.startswith("linux_"):
+            return platform[6:] == machine
+        if platform.startswith("musllinux_"):
+            return _glibc() is None and platform.endswith("_" + machine)
+        for alias, version in _MANYLINUX_ALIASES.items():
+            if platform.startswith(alias + "_"):
+                arch = platform[len(alias) + 1 :]
+                glibc = _glibc()
+                return arch == machine and glibc is not None and glibc >= version
+        if platform.startswith("manylinux_"):
+            fields = platform[10:].split("_", 2)
+            if len(fields) != 3 or not (fields[0].isdigit() and fields[1].isdigit()):
+                return False
+            glibc = _glibc()
+            wanted = (int(fields[0]), int(fields[1]))
+            return fields[2] == machine and glibc is not None and glibc >= wanted
+        return False
+    if sys.platform == "darwin":
+        if not platform.startswith("macosx_"):
+            return False
+        fields = platform[7:].split("_", 2)
+        if len(fields) != 3:
+            return False
+        arch = fields[2]
+        fits = {"arm64": ("arm64", "universal2"), "x86_64": ("x86_64", "intel", "universal2",
+                "universal", "fat64", "fat3")}.get(machine, (machine,))  # fmt: skip
+        return arch in fits
+    if sys.platform == "win32":
+        wanted = {"amd64": "win_amd64", "x86": "win32", "arm64": "win_arm64"}.get(machine)
+        return platform == wanted
+    return platform.endswith(machine)
 
 
 def _process_pth(archive: str, site: Optional[str], name: str) -> List[str]:
@@ -232,10 +362,9 @@ class _MetadataFinder:
     Its path-based finder cannot look inside a folder of a zip file, only at a zip's top.
     """
 
-    def __init__(self, archive: str, site: str, dists: List[Tuple[str, str, str]]) -> None:
+    def __init__(self, archive: str, dists: List[Tuple[str, Tuple[str, str, str]]]) -> None:
         self.archive = archive
-        self.site = site
-        self.dists = [(_normalize(name), info) for name, _version, info in dists]
+        self.dists = [(_normalize(d[0]), "%s/%s/" % (folder, d[2])) for folder, d in dists]
 
     def find_spec(self, *args: Any, **kwargs: Any) -> None:
         return None  # finds distributions only, never modules
@@ -246,9 +375,8 @@ class _MetadataFinder:
 
         wanted = getattr(context, "name", None)
         wanted = _normalize(wanted) if wanted else None
-        for name, info in self.dists:
+        for name, at in self.dists:
             if wanted is None or name == wanted:
-                at = "%s/%s/" % (self.site, info)
                 yield PathDistribution(zipfile.Path(self.archive, at=at))
 
     def invalidate_caches(self) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "RUNTIME_PACKAGE",
     "SITE_PACKAGES",
     "STUB_NAME",
+    "VARIANTS_FOLDER",
     "Archive",
     "Entry",
     "Layout",
@@ -41,6 +42,8 @@ __all__ = [
     "NotCanonicalError",
     "RuntimeConfig",
     "Seal",
+    "Target",
+    "Variant",
     "build_id",
     "file_digest",
     "name_problem",
@@ -69,6 +72,9 @@ MANIFEST_NAME = "_packer/manifest.json"
 SITE_PACKAGES = "_packer/site-packages"
 #: Bundled distributions with native code, one folder each, extracted to the cache.
 NATIVE_FOLDER = "_packer/native"
+#: Pure distributions that some targets of a multi-target archive have and others have not,
+#: or have in another version: each in a folder of its own, on sys.path for its targets only.
+VARIANTS_FOLDER = "_packer/variants"
 #: Top-level names the builder writes itself; the project may not supply them.
 RESERVED_PREFIXES = ("_packer/", RUNTIME_PACKAGE + "/", APP_MAIN_MODULE + ".py")
 
@@ -885,11 +891,38 @@ class _Check:
             raise self.fail(where, "has more than %d items" % limit)
         return value
 
+    def indexes(self, value: Any, where: str) -> List[int]:
+        """Target indexes (checked against the targets by RuntimeConfig)."""
+        items = self.items(value, where, 1000)
+        if not all(type(i) is int and 0 <= i < 1000 for i in items):
+            raise self.fail(where, "holds something that is not a target index")
+        return items
+
+    def dists(self, value: Any, where: str) -> List[Tuple[str, str, str]]:
+        out = []
+        for item in self.items(value, where):
+            if not isinstance(item, list) or len(item) != 3:
+                raise self.fail(where, "holds an item that is not [name, version, info]")
+            dist, version, info = (self.text(v, where) for v in item)
+            if name_problem(info) or "/" in info or not info.endswith(".dist-info"):
+                raise self.fail(where, "names a bad .dist-info folder: %r" % info)
+            out.append((dist, version, info))
+        return out
+
+    def pth(self, value: Any, where: str) -> List[str]:
+        out = []
+        for item in self.items(value, where):
+            text = self.member(item, where)
+            if "/" in text or not text.endswith(".pth"):
+                raise self.fail(where, "names a bad .pth file: %r" % text)
+            out.append(text)
+        return out
+
 
 class NativeDist:
     """A bundled distribution with native code, extracted to the cache to be imported."""
 
-    __slots__ = ("key", "name", "optional", "prefix", "tags", "top", "version")
+    __slots__ = ("key", "name", "optional", "prefix", "tags", "targets", "top", "version")
 
     def __init__(
         self,
@@ -900,6 +933,7 @@ class NativeDist:
         tags: Sequence[str] = (),
         optional: bool = False,
         top: Sequence[str] = (),
+        targets: Sequence[int] = (),
     ) -> None:
         self.name = name
         self.version = version
@@ -908,6 +942,8 @@ class NativeDist:
         self.tags = tuple(tags)
         self.optional = optional
         self.top = tuple(top)
+        #: The targets (indexes into RuntimeConfig.targets) it serves; empty: every one.
+        self.targets = tuple(targets)
 
     @property
     def entry_name(self) -> str:
@@ -925,12 +961,14 @@ class NativeDist:
         if self.optional:
             out["optional"] = True
             out["top"] = list(self.top)
+        if self.targets:
+            out["targets"] = list(self.targets)
         return out
 
     @classmethod
     def from_dict(cls, value: Any, check: _Check, where: str) -> NativeDist:
         table = check.table(value, where, ("name", "version", "key", "prefix", "tags",
-                                           "optional", "top"))  # fmt: skip
+                                           "optional", "top", "targets"))  # fmt: skip
         name = check.text(table.get("name"), where + ".name")
         version = check.text(table.get("version"), where + ".version")
         for part, text in (("name", name), ("version", version)):
@@ -947,13 +985,84 @@ class NativeDist:
         optional = check.flag(table.get("optional", False), where + ".optional")
         top = [check.text(t, where + ".top") for t in check.items(table.get("top", []),
                                                                 where + ".top")]  # fmt: skip
-        return cls(name, version, key, prefix, tags, optional, top)
+        targets = check.indexes(table.get("targets", []), where + ".targets")
+        return cls(name, version, key, prefix, tags, optional, top, targets)
+
+
+class Target:
+    """One interpreter and platform a multi-target archive was resolved for."""
+
+    __slots__ = ("name", "platform", "python")
+
+    def __init__(self, name: str, python: Tuple[int, int], platform: str) -> None:
+        self.name = name
+        #: (major, minor) of the CPython it was resolved for.
+        self.python = (int(python[0]), int(python[1]))
+        #: A wheel platform tag: manylinux_2_28_x86_64, macosx_13_0_arm64, win_amd64...
+        self.platform = platform
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "python": list(self.python), "platform": self.platform}
+
+    @classmethod
+    def from_dict(cls, value: Any, check: _Check, where: str) -> Target:
+        table = check.table(value, where, ("name", "python", "platform"))
+        name = check.text(table.get("name"), where + ".name")
+        python = check.items(table.get("python"), where + ".python")
+        if len(python) != 2 or not all(type(v) is int and 0 <= v < 1000 for v in python):
+            raise check.fail(where + ".python", "is not [major, minor]")
+        platform = check.text(table.get("platform"), where + ".platform")
+        return cls(name, (python[0], python[1]), platform)
+
+
+class Variant:
+    """A pure distribution in a folder of its own, for some targets only."""
+
+    __slots__ = ("dists", "folder", "pth", "targets")
+
+    def __init__(
+        self,
+        folder: str,
+        dists: Sequence[Tuple[str, str, str]],
+        targets: Sequence[int],
+        pth: Sequence[str] = (),
+    ) -> None:
+        self.folder = folder
+        self.dists = [(d[0], d[1], d[2]) for d in dists]
+        self.targets = tuple(targets)
+        self.pth = list(pth)
+
+    def to_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {
+            "folder": self.folder,
+            "dists": [list(d) for d in self.dists],
+            "targets": list(self.targets),
+        }
+        if self.pth:
+            out["pth"] = list(self.pth)
+        return out
+
+    @classmethod
+    def from_dict(cls, value: Any, check: _Check, where: str) -> Variant:
+        table = check.table(value, where, ("folder", "dists", "targets", "pth"))
+        folder = check.member(table.get("folder"), where + ".folder")
+        if not folder.startswith(VARIANTS_FOLDER + "/") or folder.count("/") != 2:
+            raise check.fail(where + ".folder", "is not a folder in %s" % VARIANTS_FOLDER)
+        dists = check.dists(table.get("dists", []), where + ".dists")
+        targets = check.indexes(table.get("targets", []), where + ".targets")
+        pth = check.pth(table.get("pth", []), where + ".pth")
+        return cls(folder, dists, targets, pth)
 
 
 class RuntimeConfig:
-    """What the runtime needs at start-up; the stub passes it, the manifest keeps a copy."""
+    """What the runtime needs at start-up; the stub passes it, the manifest keeps a copy.
 
-    __slots__ = ("dists", "native", "pth", "signed_by", "site", "verify")
+    A multi-target archive lists its *targets*; what only some of them have says which
+    (native distributions and *variants*), and the runtime takes the target that fits the
+    interpreter running it.
+    """
+
+    __slots__ = ("dists", "native", "pth", "signed_by", "site", "targets", "variants", "verify")
 
     def __init__(
         self,
@@ -963,6 +1072,8 @@ class RuntimeConfig:
         native: Sequence[NativeDist] = (),
         verify: bool = False,
         signed_by: Optional[str] = None,
+        targets: Sequence[Target] = (),
+        variants: Sequence[Variant] = (),
     ) -> None:
         self.site = site
         self.dists = [(d[0], d[1], d[2]) for d in dists]
@@ -971,6 +1082,8 @@ class RuntimeConfig:
         self.verify = verify
         #: The Ed25519 public key (hex) whose signature the stub requires before running.
         self.signed_by = signed_by
+        self.targets = list(targets)
+        self.variants = list(variants)
 
     def to_dict(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -980,6 +1093,10 @@ class RuntimeConfig:
             out["pth"] = list(self.pth)
         if self.native:
             out["native"] = [n.to_dict() for n in self.native]
+        if self.targets:
+            out["targets"] = [t.to_dict() for t in self.targets]
+        if self.variants:
+            out["variants"] = [v.to_dict() for v in self.variants]
         if self.verify:
             out["verify"] = True
         if self.signed_by is not None:
@@ -989,35 +1106,35 @@ class RuntimeConfig:
     @classmethod
     def from_dict(cls, value: Any, name: str = "archive", where: str = "runtime") -> RuntimeConfig:
         check = _Check(name, "the runtime configuration")
-        table = check.table(value, where, ("site", "dists", "pth", "native", "verify", "signed_by"))
+        table = check.table(value, where, ("site", "dists", "pth", "native", "verify",
+                                           "signed_by", "targets", "variants"))  # fmt: skip
         site = table.get("site")
         if site is not None and site != SITE_PACKAGES:
             raise check.fail(where + ".site", "is not %s" % SITE_PACKAGES)
-        dists = []
-        for item in check.items(table.get("dists", []), where + ".dists"):
-            if not isinstance(item, list) or len(item) != 3:
-                raise check.fail(
-                    where + ".dists", "holds an item that is not [name, version, info]"
-                )
-            dist, version, info = (check.text(v, where + ".dists") for v in item)
-            if name_problem(info) or "/" in info or not info.endswith(".dist-info"):
-                raise check.fail(where + ".dists", "names a bad .dist-info folder: %r" % info)
-            dists.append((dist, version, info))
-        pth = []
-        for item in check.items(table.get("pth", []), where + ".pth"):
-            text = check.member(item, where + ".pth")
-            if "/" in text or not text.endswith(".pth"):
-                raise check.fail(where + ".pth", "names a bad .pth file: %r" % text)
-            pth.append(text)
+        dists = check.dists(table.get("dists", []), where + ".dists")
+        pth = check.pth(table.get("pth", []), where + ".pth")
         native = [
             NativeDist.from_dict(item, check, "%s.native[%d]" % (where, i))
             for i, item in enumerate(check.items(table.get("native", []), where + ".native"))
         ]
+        targets = [
+            Target.from_dict(item, check, "%s.targets[%d]" % (where, i))
+            for i, item in enumerate(check.items(table.get("targets", []), where + ".targets", 100))
+        ]
+        variants = [
+            Variant.from_dict(item, check, "%s.variants[%d]" % (where, i))
+            for i, item in enumerate(check.items(table.get("variants", []), where + ".variants"))
+        ]
+        served = [n.targets for n in native] + [v.targets for v in variants]
+        if any(index >= len(targets) for indexes in served for index in indexes):
+            raise check.fail(where, "names a target it does not have")
+        if any(not v.targets for v in variants):
+            raise check.fail(where + ".variants", "holds a variant for no target")
         verify = check.flag(table.get("verify", False), where + ".verify")
         signed_by = check.text(table.get("signed_by"), where + ".signed_by", optional=True)
         if signed_by is not None and (len(signed_by) != 64 or not _HEX.issuperset(signed_by)):
             raise check.fail(where + ".signed_by", "is not an Ed25519 public key in hex")
-        return cls(site, dists, pth, native, verify, signed_by)
+        return cls(site, dists, pth, native, verify, signed_by, targets, variants)
 
 
 class Manifest:

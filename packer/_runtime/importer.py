@@ -29,6 +29,7 @@ __all__ = ["install"]
 
 _LOCAL_HEADER = 30
 _UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")
+_CACHE_TAG = sys.implementation.cache_tag
 
 
 class _ArchiveFile:
@@ -181,11 +182,15 @@ class _Loader:
 
     def get_code(self, fullname: str) -> Any:
         toc = self._file.toc
-        pyc = self._stem + ".pyc"
-        if pyc in toc:
-            data = self._file.read(pyc)
-            if data[:4] == MAGIC_NUMBER and data[4:8] == _UNCHECKED_HASH_FLAGS:
-                return marshal.loads(memoryview(data)[16:])
+        # Beside the module: the building interpreter's (zipimport reads it too); in
+        # __pycache__: another target interpreter's, by its cache tag.
+        head, _, tail = self._stem.rpartition("/")
+        cached = "%s__pycache__/%s.%s.pyc" % (head + "/" if head else "", tail, _CACHE_TAG)
+        for pyc in (self._stem + ".pyc", cached):
+            if pyc in toc:
+                data = self._file.read(pyc)
+                if data[:4] == MAGIC_NUMBER and data[4:8] == _UNCHECKED_HASH_FLAGS:
+                    return marshal.loads(memoryview(data)[16:])
         source = self.get_source(fullname)
         if source is None:
             raise ImportError("no source or usable bytecode for %s" % fullname, name=fullname)

@@ -119,10 +119,8 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
                     {"name": n, "version": v, "native": native}
                     for n, v, native in manifest.distributions
                 ],
-                native=[
-                    "%s %s%s" % (n.name, n.version, " (optional)" if n.optional else "")
-                    for n in manifest.runtime.native
-                ],
+                native=[_native_line(n, manifest.runtime.targets) for n in manifest.runtime.native],
+                targets=[t.name for t in manifest.runtime.targets],
             )
         elif kind == "shiv":
             env = _read_json(archive, "environment.json") or {}
@@ -326,3 +324,12 @@ def _check_member(
             entry.name,
         )
     return None
+
+
+def _native_line(dist: Any, targets: List[Any]) -> str:
+    notes = []
+    if dist.targets:
+        notes.append(", ".join(targets[i].name.split("-")[0] for i in dist.targets))
+    if dist.optional:
+        notes.append("optional")
+    return "%s %s%s" % (dist.name, dist.version, " (%s)" % "; ".join(notes) if notes else "")

@@ -86,6 +86,8 @@ def info_lines(data: Dict[str, Any]) -> List[str]:
     else:
         lines.append("distributions: -")
     lines.append("native: %s" % (", ".join(data.get("native") or []) or "-"))
+    if data.get("targets"):
+        lines.append("targets: %s" % ", ".join(data["targets"]))
     lines += ["note: %s" % note for note in data.get("notes") or []]
     return [printable(line) for line in lines]
 

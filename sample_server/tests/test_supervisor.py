@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from sample_server.supervision import BOOT_FAILURES, MAX_WORKERS
-from sample_server.tests.support import Server, _alive, cli, kill_everything, server_env, start
+from sample_server.tests.support import (
+    Server,
+    _alive,
+    cli,
+    kill_everything,
+    server_command,
+    server_env,
+    start,
+)
 
 TIMEOUT = 30
 
@@ -367,3 +375,23 @@ def test_graceful_stop_with_data_in_flight_resets_nobody(tmp_path: Path) -> None
         for sock, _ in waiting:
             sock.close()
         kill_everything(running)
+
+
+def test_a_log_file_on_a_read_only_file_system_is_one_line(tmp_path: Path) -> None:
+    # A read-only file system of its own (a tmpfs mounted read-only in a mount namespace of
+    # this command alone): root could write anywhere else.
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    pid_file = tmp_path / "s.pid"
+    mount = 'mount -t tmpfs -o ro none "$1" && shift && exec "$@"'
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", mount, "sh", str(read_only), *server_command(),
+         "start", "-d", "--port", "0", "--pid-file", str(pid_file),
+         "--log-file", str(read_only / "server.log")],
+        env=server_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        f"sample-server: cannot open log file {read_only}/server.log: Read-only file system\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ro"]
