@@ -3,15 +3,23 @@
     python3 build.py [-o app.pyz] [--no-uvloop] [-q]
 
 This is the model build script (the Phar article's build.php): copy it and change the names.
-It runs from a fresh checkout with nothing installed: packer needs only the standard library
-and is imported from this tree; pip fetches the pinned dependencies below (its cache serves
-later builds).
+It runs from a fresh checkout with nothing installed: packer is imported from this tree, and
+uv, which resolves for each target Python, is fetched by pip when it is not installed (into a
+temporary folder; pip's cache serves later builds).
+
+The archive is built for CPython 3.10, 3.11, 3.12 and 3.13 on this platform: each gets its own
+resolution (the backports pytest needs on 3.10 only there) and its own uvloop, and, where that
+Python is installed here, its own bytecode.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 if sys.version_info < (3, 11):  # noqa: UP036 (the check is for interpreters below the target)
@@ -25,16 +33,31 @@ import packer  # noqa: E402
 
 # Every bundled distribution is pinned, so that a rebuild next year gives the same bytes.
 RUN = ["click==8.5.1"]
-# For `./app.pyz test`: pytest and what it needs. pip resolves for the interpreter running
-# this script, so the backports pytest wants only on Python 3.10 (where app.pyz runs too)
-# are named here; tomli is left out, as it only reads TOML settings, which the suite has none of.
+# For `./app.pyz test`: pytest and what it needs; markers are evaluated for each target.
 TEST = [
     "pytest==9.2.0", "pluggy==1.7.0", "iniconfig==2.3.1", "packaging==26.3", "Pygments==2.21.0",
-    "exceptiongroup==1.3.1", "typing_extensions==4.16.0",
+    'exceptiongroup==1.3.1; python_version < "3.11"', 'tomli==2.3.0; python_version < "3.11"',
+    'typing_extensions==4.16.0; python_version < "3.11"',
 ]  # fmt: skip
-# Native code, extracted once into ~/.cache/packer on first use. Optional: on a Python its
-# wheel was not built for, `import uvloop` fails and the server falls back to asyncio.
+# Native code, extracted once into ~/.cache/packer on first use. Optional: where it cannot
+# load, `import uvloop` fails and the server falls back to asyncio.
 UVLOOP = "uvloop==0.23.0"
+TARGETS = ["3.10", "3.11", "3.12", "3.13"]
+UV = "uv==0.13.9"
+
+
+def ensure_uv() -> None:
+    """Make uv importable: installed already, or fetched by pip into a temporary folder."""
+    try:
+        import uv  # noqa: F401
+    except ImportError:
+        folder = tempfile.mkdtemp(prefix="build-py-uv-")
+        atexit.register(shutil.rmtree, folder, True)
+        command = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                   "--no-warn-script-location", "--target", folder, UV]  # fmt: skip
+        if subprocess.run(command, check=False).returncode != 0:
+            sys.exit(f"build.py: pip could not fetch {UV}")
+        sys.path.insert(0, folder)
 
 
 def main() -> int:
@@ -44,6 +67,7 @@ def main() -> int:
     parser.add_argument("--no-uvloop", action="store_true", help="leave uvloop out")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     args = parser.parse_args()
+    ensure_uv()
     try:
         result = packer.build(
             HERE,
@@ -54,6 +78,7 @@ def main() -> int:
             entry="sample_server.cli:main",
             requires_python=">=3.10",  # pytest 9's floor; the server alone would go lower
             with_packages=RUN + TEST + ([] if args.no_uvloop else [UVLOOP]),
+            targets=TARGETS,
             optional_native=[] if args.no_uvloop else ["uvloop"],
         )
     except packer.PackerError as error:

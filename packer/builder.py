@@ -168,7 +168,7 @@ def build(
             staged = merge(targets, each)
         elif options.requirements or specs:
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
-            installer(options.requirements, specs, pip, staging)
+            installer(options.requirements, tuple(specs), pip, staging)
             staged = scan(staging)
             if wheel is not None:
                 own = settle(staged, wheel, options.extras)

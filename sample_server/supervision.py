@@ -225,9 +225,14 @@ class Supervisor:
         return actions
 
     def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do; None: nothing is due (the master then
+        sleeps until a signal or a report wakes it)."""
         times = [t for t, _ in self.pending]
         for worker in self.workers.values():
-            times.append(worker.kill_at if worker.kill_at is not None else worker.boot_deadline)
+            if worker.kill_at is not None:
+                times.append(worker.kill_at)
+            elif not worker.ready:
+                times.append(worker.boot_deadline)
         return min(times) if times else None
 
     def _live(self) -> int:

@@ -423,18 +423,18 @@ def run_master(settings: Settings, ready: int | None = None) -> int:
     sup = master.supervisor
     code = 0
     gave_up: str | None = None
+    failure = "the master stopped before it was serving"
     reported = False
+    changed = True
+    next_publish = 0.0
     try:
         gave_up = master.carry_out(sup.start())
         while not sup.done:
             if gave_up is not None:
                 log.error("stopping: %s", gave_up)
                 code = 1
+                failure = gave_up  # said to start -d once everything is down
                 master.carry_out(sup.stop(graceful=False, now=time.monotonic()))
-                if not reported:
-                    _report(ready, f"error {gave_up}")
-                    reported = True
-                    master.keep_open = [wakeup_r, wakeup_w]  # *ready* is closed now
                 gave_up = None
             if sup.serving and not reported:
                 host, port = sock.getsockname()[:2]
@@ -442,11 +442,14 @@ def run_master(settings: Settings, ready: int | None = None) -> int:
                 _report(ready, f"ok {host}:{port} {os.getpid()}")
                 reported = True
                 master.keep_open = [wakeup_r, wakeup_w]  # *ready* is closed now
-            master.publish()
+            if changed or time.monotonic() >= next_publish:
+                master.publish()
+                next_publish = time.monotonic() + 0.5
             deadline = sup.next_deadline()
             wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             actions = []
-            for key, _ in master.selector.select(timeout=wait):
+            events = master.selector.select(timeout=wait)
+            for key, _ in events:
                 if key.data is None:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wakeup_r, 4096)
@@ -469,6 +472,7 @@ def run_master(settings: Settings, ready: int | None = None) -> int:
                     log.warning("reload refused: %s", "stopping" if sup.stopping else
                                 "a reload is in progress")  # fmt: skip
             actions += sup.tick(now)
+            changed = bool(actions or signals or events)
             gave_up = master.carry_out(actions) or gave_up
     finally:
         if not sup.done:  # an exception in the loop: take the workers down with us
@@ -480,8 +484,6 @@ def run_master(settings: Settings, ready: int | None = None) -> int:
                     os.waitpid(-1, 0)
                 except ChildProcessError:
                     break
-        if not reported:
-            _report(ready, "error the master stopped before it was serving")
         sock.close()
         for state in settings.run_dir.glob("*.json"):
             state.unlink(missing_ok=True)
@@ -489,6 +491,8 @@ def run_master(settings: Settings, ready: int | None = None) -> int:
             settings.run_dir.rmdir()
         pidfile.release()
         log.info("stopped")
+        if not reported:  # only now: when start -d returns, nothing of this server is left
+            _report(ready, f"error {failure}")
     return code
 
 

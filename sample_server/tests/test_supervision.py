@@ -172,3 +172,15 @@ def test_an_old_worker_that_dies_before_its_turn_is_not_replaced_twice() -> None
     # ...and the reload does not try to replace it again.
     assert pool.sup.ready(new1, 1.0) == [Kill(old[0], signal.SIGUSR1)]
     assert not pool.sup.reloading and pool.sup.reloads_done == 1
+
+
+def test_nothing_is_due_while_every_worker_serves() -> None:
+    # A master with a deadline in the past would spin instead of sleeping until woken.
+    pool = Pool(2)
+    pids = pool.carry_out(pool.sup.start())
+    assert pool.sup.next_deadline() == BOOT_TIMEOUT
+    for pid in pids:
+        pool.sup.ready(pid, 1.0)
+    assert pool.sup.next_deadline() is None
+    pool.sup.stop(graceful=False, now=2.0)
+    assert pool.sup.next_deadline() == 2.0 + KILL_AFTER

@@ -206,3 +206,24 @@ def test_sample_server_installs_as_its_own_distribution_and_tests_itself(tmp_pat
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert passed(proc.stdout) == collected_in_checkout()
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_packed_suite_passes_on_every_target_python_with_uvloop(
+    quick_start: QuickStart, tmp_path: Path
+) -> None:
+    """build.py builds for CPython 3.10 to 3.13: under each one installed here (other than
+    this one, which the test above covers), the whole packed suite passes and uvloop loads."""
+    pythons = {v: p for p, v in other_interpreters() if (3, 10) <= v <= (3, 13)}
+    assert len(pythons) >= 2, f"too few of CPython 3.10 to 3.13 here: {sorted(pythons)}"
+    expected = collected_in_checkout()
+    for version, python in sorted(pythons.items()):
+        where = tmp_path / f"cp{version[0]}{version[1]}"
+        where.mkdir()
+        loop = run([python, quick_start.app, "-c", "import uvloop; print(uvloop.__file__)"],
+                   cwd=where, env=clean_env(PACKER_INTERPRETER="1"))  # fmt: skip
+        assert loop.returncode == 0 and "/uvloop/" in loop.stdout, (version, loop.stderr)
+        proc = run([python, quick_start.app, "test", "-q"], cwd=where, timeout=900)
+        assert proc.returncode == 0, (version, proc.stdout[-3000:] + proc.stderr[-3000:])
+        assert passed(proc.stdout) == expected, version
+        assert list(where.iterdir()) == []

@@ -334,7 +334,8 @@ def test_config_from_pyproject_and_flags_override(
             **APP,
             "pyproject.toml": (
                 '[project]\nname = "x"\nrequires-python = ">=3.8"\n'
-                '[tool.packer]\nentry = "pkg.cli:main"\noutput = "../from-config.pyz"\n'
+                '[tool.packer]\nproject = false\nentry = "pkg.cli:main"\n'
+                'output = "../from-config.pyz"\n'
                 'python = "/opt/python"\nexclude = ["tool.sh"]\n'
             ),
         }
