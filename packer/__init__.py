@@ -21,7 +21,7 @@ from .errors import (
 if TYPE_CHECKING:
     from ._runtime.environment import Environment, mount
     from ._runtime.format import Archive, open_archive
-    from .builder import BuildResult, build
+    from .builder import BuildResult, build, lock
 
 # The builder and the runtime load on first use, so `packer --version` and the inspection
 # commands start quickly.
@@ -30,6 +30,7 @@ _LAZY = {
     "open_archive": "._runtime.format",
     "BuildResult": ".builder",
     "build": ".builder",
+    "lock": ".builder",
     "Environment": "._runtime.environment",
     "mount": "._runtime.environment",
 }
@@ -55,6 +56,7 @@ __all__ = [
     "SourceError",
     "__version__",
     "build",
+    "lock",
     "mount",
     "open_archive",
 ]

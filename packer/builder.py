@@ -28,7 +28,8 @@ from ._runtime.render import human_size
 from ._version import __version__
 from .config import Settings, load_config, project_requires_python, resolve
 from .dependencies import PipOptions, Staged, install, scan
-from .errors import ConfigError, EntryPointError, SourceError
+from .errors import BuildError, ConfigError, EntryPointError, SourceError
+from .lock import LockInfo, read_lock, write_lock
 from .members import MemberJob, produce, produce_members
 from .output import atomic_output, new_file_mode
 from .plan import (
@@ -67,7 +68,7 @@ from .zipwriter import (
 if TYPE_CHECKING:
     from .signing import Signer
 
-__all__ = ["BuildResult", "build"]
+__all__ = ["BuildResult", "build", "lock"]
 
 Progress = Callable[[int, int], None]
 #: Installs (requirements files, specs, pip options) into a staging folder.
@@ -138,6 +139,12 @@ def build(
     epoch = _source_date_epoch()  # checked before any work is done
     project = _project(src, options)
     targets = _targets(options)
+    lock = read_lock(options.lock) if options.lock is not None else None
+    if lock is not None and (options.with_packages or options.requirements or options.extras):
+        raise ConfigError(
+            f"{options.lock}: --lock installs the lock's pins and nothing else: give --with, "
+            "-r and --extra to packer lock instead"
+        )
     with contextlib.ExitStack() as stack:
         staged = None
         pip = PipOptions(
@@ -154,21 +161,23 @@ def build(
             wheel = build_wheel(project, work, pip, patterns, _output_skipper(out))
             specs.insert(0, requirement(wheel, options.extras))
         own = None
+        steps = _install_steps(options, specs, pip, lock)
         if targets:
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
             each = []
             for index, target in enumerate(targets):
                 root = staging / str(index)
                 root.mkdir()
-                if options.requirements or specs:
-                    install_for(target, options.requirements, specs, pip, root)
+                for files, wanted, how in steps:
+                    install_for(target, files, wanted, how, root)
                 each.append(scan(root))
                 if wheel is not None:
                     own = settle(each[-1], wheel, options.extras)
             staged = merge(targets, each)
-        elif options.requirements or specs:
+        elif steps:
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
-            installer(options.requirements, tuple(specs), pip, staging)
+            for files, wanted, how in steps:
+                installer(files, wanted, how, staging)
             staged = scan(staging)
             if wheel is not None:
                 own = settle(staged, wheel, options.extras)
@@ -208,6 +217,61 @@ def _resolve_options(src: Path | None, given: dict[str, Any], config: Path | Non
     if options.console_script is not None and options.entry is not None:
         raise EntryPointError("give an entry point or a console script, not both")
     return options
+
+
+def lock(
+    source: str | os.PathLike[str] | None,
+    output: str | os.PathLike[str],
+    *,
+    config: str | os.PathLike[str] | None = None,
+    **keywords: Any,
+) -> LockInfo:
+    """Write a lock for *source* (its project's dependencies, with ``extras``) and any
+    ``with_packages`` and ``requirements``, for every target at once; say what it pins.
+
+    The keywords are the build options that decide what is resolved (``targets``, index
+    options...); the others are refused, as :func:`build` refuses unknown ones.
+    """
+    src = Path(source) if source is not None else None
+    unknown = sorted(set(keywords) - config_module.LOCK_OPTIONS)
+    if unknown:
+        raise TypeError(f"lock() got an unexpected keyword argument {unknown[0]!r}")
+    given = config_module.given(keywords, where="lock()")
+    options = _resolve_options(src, given, Path(config) if config is not None else None)
+    project = _project(src, options)
+    if src is not None and project is None:
+        raise SourceError(f"{src}: nothing to lock: not a project (and --with/-r lock alone)")
+    pip = PipOptions(
+        find_links=options.find_links,
+        index_url=options.index_url,
+        extra_index_urls=options.extra_index_urls,
+        no_index=options.no_index,
+    )
+    out = Path(os.path.abspath(output))
+    if not out.parent.is_dir():
+        raise BuildError(f"{out}: the output folder {out.parent} does not exist")
+    return write_lock(
+        out, project, options.extras, options.requirements, options.with_packages,
+        _targets(options), pip,
+    )  # fmt: skip
+
+
+def _install_steps(
+    options: Settings, specs: list[str], pip: PipOptions, lock: LockInfo | None
+) -> list[tuple[tuple[Path, ...], tuple[str, ...], PipOptions]]:
+    """The installs to run into the staging folder: what was asked for, resolved; or, from a
+    lock, its pins (hashes checked, no more) and then the project's own wheel alone."""
+    if lock is None:
+        if options.requirements or specs:
+            return [(options.requirements, tuple(specs), pip)]
+        return []
+    exact = dataclasses.replace(pip, require_hashes=True, no_deps=True)
+    steps: list[tuple[tuple[Path, ...], tuple[str, ...], PipOptions]] = []
+    if lock.pins:
+        steps.append(((lock.path,), (), exact))
+    if specs:  # the project's wheel (no hash to check: it was built just now)
+        steps.append(((), tuple(specs), dataclasses.replace(pip, no_deps=True)))
+    return steps
 
 
 def _targets(options: Settings) -> list[Target]:
@@ -393,6 +457,7 @@ def _manifest(
     runtime: RuntimeConfig,
 ) -> Manifest:
     given_epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    lock = read_lock(options.lock) if options.lock is not None else None
     return Manifest(
         format=FORMAT_VERSION,
         packer_version=__version__,
@@ -404,6 +469,7 @@ def _manifest(
         distributions=_distinct(plan.staged),
         runtime=runtime,
         members=dict(sorted(members.items())),
+        lock=(lock.sha256, lock.pins) if lock is not None else None,
     )
 
 

@@ -79,11 +79,13 @@ def main() -> None:
     """Turn a Python project folder into one runnable, reproducible .pyz (Phar for Python)."""
 
 
-def _build_options(function: F) -> F:
+def _build_options(function: F, only: frozenset[str] | None = None) -> F:
     """The build options, made from their one definition (packer.config.Settings)."""
     from .config import options
 
     for option in reversed(list(options())):
+        if only is not None and option.name not in only:
+            continue
         help = option.help
         shown: str | None = option.shown_default
         if option.kind == "switch":
@@ -153,6 +155,30 @@ def build(
                 for name, version, native in result.distributions
             )
             click.echo(f"bundled: {bundled}")
+
+
+def _lock_options(function: F) -> F:
+    from .config import LOCK_OPTIONS
+
+    return _build_options(function, LOCK_OPTIONS)
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path), required=False)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, metavar="FILE",
+              help="The lock file to write (requirements with hashes).")  # fmt: skip
+@_lock_options
+@click.option("--config", type=click.Path(path_type=Path),
+              help="Read options from this TOML file, not SOURCE/pyproject.toml.")  # fmt: skip
+def lock(source: Path | None, output: Path, config: Path | None, **options: Any) -> None:
+    """Pin every dependency of SOURCE (or of --with/-r alone), with hashes, for every Python
+    and platform at once; build with --lock FILE to install exactly that."""
+    from .builder import lock as write
+
+    given = {k: (v or None) if isinstance(v, tuple) else v for k, v in options.items()}
+    with _errors():
+        info = write(source, output, config=config, **given)
+    click.echo(f"wrote {info.path}: {len(info.pins)} pins, sha256 {info.sha256[:16]}")
 
 
 def _limit_options(function: F) -> F:

@@ -17,6 +17,7 @@ from .errors import ConfigError, read_input
 __all__ = [
     "DEFAULT_INTERPRETER",
     "DEFAULT_LEVEL",
+    "LOCK_OPTIONS",
     "Option",
     "Settings",
     "load_config",
@@ -28,6 +29,11 @@ __all__ = [
 ]
 
 DEFAULT_INTERPRETER = "/usr/bin/env python3"
+#: The build options that decide what is resolved: the ones ``packer lock`` takes.
+LOCK_OPTIONS = frozenset({
+    "requirements", "with_packages", "extras", "targets", "project", "find_links",
+    "index_url", "extra_index_urls", "no_index",
+})  # fmt: skip
 #: Chosen by measurement (docs/format.md, "Compression"): archives 2.9 times smaller than
 #: stored ones and within 1% of level 9, built faster than at level 9. Stored members start
 #: sooner on import-heavy apps; --no-compress is there for those.
@@ -145,6 +151,11 @@ class Settings:
     console_script: str | None = _option(
         "--console-script", metavar="NAME",
         help="Entry point: a console script that a bundled distribution declares.",
+    )  # fmt: skip
+    lock: Path | None = _option(  # noqa: RUF009 (it is a dataclasses.field)
+        "--lock", type="path", metavar="FILE",
+        help="Install exactly what this lock file (see packer lock) pins, every file checked "
+             "against its hashes, and nothing else.",
     )  # fmt: skip
     targets: tuple[str, ...] = _option(
         "--target", kind="multiple", metavar="PY[:PLATFORM]", key="targets",

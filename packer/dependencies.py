@@ -29,9 +29,16 @@ class PipOptions:
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     no_index: bool = False
+    #: Installing a lock: every file must match a hash, and nothing is added to it.
+    require_hashes: bool = False
+    no_deps: bool = False
 
     def args(self) -> list[str]:
         args: list[str] = []
+        if self.require_hashes:
+            args.append("--require-hashes")
+        if self.no_deps:
+            args.append("--no-deps")
         for link in self.find_links:
             args += ["--find-links", link]
         if self.index_url:

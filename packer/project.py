@@ -24,6 +24,7 @@ __all__ = [
     "build_wheel",
     "canonical",
     "find_project",
+    "forget_origin",
     "no_project",
     "project_entry",
     "requirement",
@@ -131,24 +132,33 @@ def settle(staged: Staged, wheel: Path, extras: tuple[str, ...]) -> Distribution
             f"--extra {unknown[0]}: the project declares no such optional-dependency group "
             f"(it has: {listed})"
         )
-    _forget_origin(info, dist)
+    forget_origin(info, dist)
     return dist
 
 
-def _forget_origin(info: Path, dist: Distribution) -> None:
-    """Drop ``direct_url.json`` (PEP 610), which names the temporary wheel: it would make every
-    build differ, and says nothing true about where the archive's copy came from."""
-    origin = info / "direct_url.json"
-    if not origin.exists():
+#: What installers write into a .dist-info about where and when it was installed from: the
+#: temporary wheel's path (PEP 610), uv's cache stamp. It would make every build differ.
+INSTALL_TRACES = ("direct_url.json", "uv_cache.json")
+
+
+def forget_origin(info: Path, dist: Distribution | None = None) -> None:
+    """Drop :data:`INSTALL_TRACES` from the ``.dist-info`` folder *info*, and from its RECORD."""
+    traces = [name for name in INSTALL_TRACES if (info / name).exists()]
+    if not traces:
         return
-    origin.unlink()
+    for name in traces:
+        (info / name).unlink()
     record = info / "RECORD"
-    lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if not line.startswith(f"{info.name}/direct_url.json,")]
-    record.write_text("".join(kept), encoding="utf-8")
-    rel = f"{info.name}/direct_url.json"
-    if rel in dist.files:
-        dist.files.remove(rel)
+    if record.exists():
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        dropped = tuple(f"{info.name}/{name}," for name in traces)
+        kept = [line for line in lines if not line.startswith(dropped)]
+        record.write_text("".join(kept), encoding="utf-8")
+    if dist is not None:
+        for name in traces:
+            rel = f"{info.name}/{name}"
+            if rel in dist.files:
+                dist.files.remove(rel)
 
 
 def project_entry(dist: Distribution) -> str:

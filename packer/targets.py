@@ -122,7 +122,7 @@ def find_interpreter(version: tuple[int, int]) -> str | None:
     return None
 
 
-def _uv() -> str:
+def uv_binary() -> str:
     try:
         from uv import find_uv_bin
     except ImportError:
@@ -142,7 +142,7 @@ def install_for(
     """Install *specs* and *requirements* into *root* as *target* would get them: markers and
     wheel tags evaluated for its Python and platform (uv does; pip does not)."""
     command = [
-        _uv(), "pip", "install", "--target", str(root), "--python-version", target.version,
+        uv_binary(), "pip", "install", "--target", str(root), "--python-version", target.version,
         "--python-platform", target.uv_platform, "--no-progress", "--quiet",
         *options.args(),
     ]  # fmt: skip
@@ -156,6 +156,10 @@ def install_for(
     if proc.returncode != 0:
         what = ", ".join([*map(str, requirements), *specs])
         raise BuildError(f"uv could not install {what} for {target.name}: {_reason(proc)}")
+    from .project import forget_origin
+
+    for info in root.glob("*.dist-info"):
+        forget_origin(info)
 
 
 def _reason(proc: subprocess.CompletedProcess[str]) -> str:

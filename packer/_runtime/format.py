@@ -1148,6 +1148,7 @@ class Manifest:
         "entry",
         "format",
         "interpreter",
+        "lock",
         "members",
         "packer_version",
         "requires_python",
@@ -1167,6 +1168,7 @@ class Manifest:
         runtime: RuntimeConfig,
         members: Dict[str, Tuple[str, int]],
         build_id: str = "",
+        lock: Optional[Tuple[str, Sequence[str]]] = None,
     ) -> None:
         self.format = format
         self.packer_version = packer_version
@@ -1179,6 +1181,8 @@ class Manifest:
         self.runtime = runtime
         self.members = members
         self.build_id = build_id
+        #: The lock file the dependencies were installed from: its SHA-256 and its pins.
+        self.lock = (lock[0], list(lock[1])) if lock is not None else None
 
     def body(self) -> Dict[str, Any]:
         """The manifest as JSON-ready data, without its build id."""
@@ -1198,6 +1202,7 @@ class Manifest:
                 name: {"sha256": digest, "size": size}
                 for name, (digest, size) in sorted(self.members.items())
             },
+            **({"lock": {"sha256": self.lock[0], "pins": self.lock[1]}} if self.lock else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -1231,7 +1236,7 @@ class Manifest:
         check = _Check(name, MANIFEST_NAME)
         table = check.table(value, "the manifest", (
             "format", "packer_version", "build_id", "created", "entry", "interpreter",
-            "requires_python", "bytecode", "distributions", "runtime", "members",
+            "requires_python", "bytecode", "distributions", "runtime", "members", "lock",
         ))  # fmt: skip
         fmt = table.get("format")
         if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt not in READABLE_FORMATS:
@@ -1265,6 +1270,16 @@ class Manifest:
                 raise check.fail("members[%r].size" % member[:200], "is not a size")
             members[member] = (digest, size)
         build = check.text(table.get("build_id", ""), "build_id")
+        lock = None
+        if "lock" in table:
+            record = check.table(table["lock"], "lock", ("sha256", "pins"))
+            digest = check.text(record.get("sha256"), "lock.sha256")
+            if len(digest) != 64 or not _HEX.issuperset(digest):
+                raise check.fail("lock.sha256", "is not a SHA-256")
+            pins = [
+                check.text(p, "lock.pins") for p in check.items(record.get("pins"), "lock.pins")
+            ]
+            lock = (digest, pins)
         return cls(
             fmt,
             check.text(table.get("packer_version"), "packer_version"),
@@ -1277,6 +1292,7 @@ class Manifest:
             RuntimeConfig.from_dict(table.get("runtime", {}), name),
             members,
             build,
+            lock,
         )
 
 

@@ -121,6 +121,11 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
                 ],
                 native=[_native_line(n, manifest.runtime.targets) for n in manifest.runtime.native],
                 targets=[t.name for t in manifest.runtime.targets],
+                lock=(
+                    {"sha256": manifest.lock[0], "pins": manifest.lock[1]}
+                    if manifest.lock is not None
+                    else None
+                ),
             )
         elif kind == "shiv":
             env = _read_json(archive, "environment.json") or {}

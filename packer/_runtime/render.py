@@ -88,6 +88,10 @@ def info_lines(data: Dict[str, Any]) -> List[str]:
     lines.append("native: %s" % (", ".join(data.get("native") or []) or "-"))
     if data.get("targets"):
         lines.append("targets: %s" % ", ".join(data["targets"]))
+    if data.get("lock"):
+        lock = data["lock"]
+        lines.append("lock: sha256 %s, %d pins: %s" % (
+            lock["sha256"][:16], len(lock["pins"]), ", ".join(lock["pins"]) or "-"))  # fmt: skip
     lines += ["note: %s" % note for note in data.get("notes") or []]
     return [printable(line) for line in lines]
 
