@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import SourceError
+from .pyccache import PycCache, default_cache
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -81,6 +82,11 @@ def bytecode(name: str, source: bytes) -> bytes | None:
     Compiling holds a lock: marshal's output can depend on reference counts, which a
     concurrent compile in another thread of this process could change.
     """
+    cache = _pyc_cache()
+    if cache is not None:
+        cached = cache.get(importlib.util.MAGIC_NUMBER, name, source)
+        if cached is not None:
+            return cached
     with _compile_lock:
         try:
             code = compile(source, name, "exec", dont_inherit=True, optimize=0)
@@ -88,7 +94,23 @@ def bytecode(name: str, source: bytes) -> bytes | None:
             return None
         body = marshal.dumps(code)
     flags = (0b01).to_bytes(4, "little")
-    return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + body
+    pyc = importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + body
+    if cache is not None:
+        cache.put(importlib.util.MAGIC_NUMBER, name, source, pyc)
+    return pyc
+
+
+_cache: PycCache | None = None
+_cache_looked_up = False
+
+
+def _pyc_cache() -> PycCache | None:
+    """The bytecode cache between builds (looked up once a process; workers inherit it)."""
+    global _cache, _cache_looked_up
+    if not _cache_looked_up:
+        _cache = default_cache()
+        _cache_looked_up = True
+    return _cache
 
 
 def _produce_batch(jobs: list[MemberJob], level: int | None) -> list[list[Member]]:

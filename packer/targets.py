@@ -16,6 +16,7 @@ from pathlib import Path
 from ._runtime.format import NATIVE_FOLDER, SITE_PACKAGES, VARIANTS_FOLDER
 from .dependencies import Distribution, PipOptions, Staged, pip_reason
 from .errors import BuildError, ConfigError
+from .pyccache import default_cache
 
 __all__ = [
     "PLATFORMS",
@@ -292,14 +293,35 @@ def foreign_bytecode(
             )
             continue
         out = work / f"cp{version[0]}{version[1]}"
-        jobs = [
-            [name, str(path), str(out / cached_pyc_name(name, version))] for name, path in wanted
-        ]
-        failed = _compile_with(interpreter, jobs, max(1, workers))
-        for name, _, pyc in jobs:
+        cache = default_cache()
+        magic = _magic(interpreter) if cache is not None else b""
+        jobs = []
+        for name, path in wanted:
+            pyc = out / cached_pyc_name(name, version)
+            hit = cache.get(magic, name, path.read_bytes()) if cache is not None else None
+            if hit is not None:
+                pyc.parent.mkdir(parents=True, exist_ok=True)
+                pyc.write_bytes(hit)
+                members.append((cached_pyc_name(name, version), pyc))
+            else:
+                jobs.append([name, str(path), str(pyc)])
+        failed = _compile_with(interpreter, jobs, max(1, workers)) if jobs else set()
+        for name, source, written in jobs:
             if name not in failed:
-                members.append((cached_pyc_name(name, version), Path(pyc)))
+                members.append((cached_pyc_name(name, version), Path(written)))
+                if cache is not None:
+                    cache.put(magic, name, Path(source).read_bytes(), Path(written).read_bytes())
+    members.sort()
     return members, warnings
+
+
+def _magic(interpreter: str) -> bytes:
+    """*interpreter*'s bytecode magic number, which keys its entries in the bytecode cache."""
+    code = "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"
+    proc = subprocess.run([interpreter, "-I", "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{interpreter}: cannot run it to compile its target's bytecode")
+    return bytes.fromhex(proc.stdout.strip())
 
 
 def _compile_with(interpreter: str, jobs: list[list[str]], workers: int) -> set[str]:
