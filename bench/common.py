@@ -77,12 +77,16 @@ def machine_line() -> str:
 
 
 def record(section: str, body: str) -> None:
-    """Replace (or add) the section headed ``## {section}`` in bench/RESULTS.md."""
+    """Replace (or add, before the closing "Reading") the section ``## {section}`` of
+    bench/RESULTS.md."""
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     block = f"## {section}\n\n{body.rstrip()}\n"
     pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: block + "\n", text).rstrip() + "\n"
+    elif "\n## Reading\n" in text:
+        head, _, tail = text.partition("\n## Reading\n")
+        text = head.rstrip() + "\n\n" + block + "\n## Reading\n" + tail
     else:
         text = text.rstrip() + "\n\n" + block
     RESULTS.write_text(text, encoding="utf-8")

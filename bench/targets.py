@@ -36,6 +36,9 @@ from common import (
 from startup import write_app
 
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
+#: pex's default (pip's legacy resolver) fails on a local project with several --python
+#: (an assertion inside pip); the 2020 resolver is the one pip itself uses.
+RESOLVER = ["--resolver-version", "pip-2020-resolver"]
 
 
 def interpreters() -> dict[str, str]:
@@ -79,12 +82,12 @@ def run(work: Path, args: argparse.Namespace, pythons: dict[str, str]) -> None:
     targets = [arg for v in VERSIONS for arg in ("--target", v)]
     one: dict[str, list[str | Path]] = {
         "shiv": [bindir / "shiv", "-c", "benchapp", "-o", out / "app.shiv", project],
-        "pex": [bindir / "pex", project, "-c", "benchapp", "-o", out / "app.pex"],
+        "pex": [bindir / "pex", project, "-c", "benchapp", *RESOLVER, "-o", out / "app.pex"],
         "packer": [bindir / "packer", "build", project, "-o", out / "app.pyz", "-q"],
     }
     four: dict[str, list[str | Path]] = {
-        "pex, 4 interpreters": [bindir / "pex", project, "-c", "benchapp", *everyone,
-                                "-o", out / "four.pex"],
+        "pex, 4 interpreters": [bindir / "pex", project, "-c", "benchapp", *RESOLVER,
+                                *everyone, "-o", out / "four.pex"],
         "packer, 4 targets": [bindir / "packer", "build", project, "-o", out / "four.pyz",
                               *targets, "-q"],
     }  # fmt: skip

@@ -21,7 +21,7 @@ from .server import Settings, uvloop_problem
 from .supervision import MAX_WORKERS
 
 if TYPE_CHECKING:
-    from .supervisor import Probe
+    from .pidfile import Probe
 
 __all__ = ["main"]
 
@@ -43,7 +43,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _probe(pid_file: Path) -> Probe:
-    from .supervisor import StartError, probe
+    from .pidfile import StartError, probe
 
     try:
         return probe(pid_file.absolute())
@@ -83,7 +83,8 @@ def start(
     loop: str,
 ) -> None:
     """Start the server."""
-    from .supervisor import StartError, check_pid_path, run_master
+    from .pidfile import StartError, check_pid_path
+    from .supervisor import run_master
 
     pid_file = pid_file.absolute()  # a daemon changes directory to /
     running = _probe(pid_file)
