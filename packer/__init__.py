@@ -21,7 +21,8 @@ from .errors import (
 if TYPE_CHECKING:
     from ._runtime.environment import Environment, mount
     from ._runtime.format import Archive, open_archive
-    from .builder import BuildResult, build, lock
+    from .builder import BuildResult, build
+    from .install import lock
 
 # The builder and the runtime load on first use, so `packer --version` and the inspection
 # commands start quickly.
@@ -30,7 +31,7 @@ _LAZY = {
     "open_archive": "._runtime.format",
     "BuildResult": ".builder",
     "build": ".builder",
-    "lock": ".builder",
+    "lock": ".install",
     "Environment": "._runtime.environment",
     "mount": "._runtime.environment",
 }

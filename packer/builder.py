@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,13 +23,13 @@ from ._runtime.format import (
     RuntimeConfig,
     native_key,
 )
-from ._runtime.gate import python_supported
 from ._runtime.render import human_size
 from ._version import __version__
-from .config import Settings, load_config, project_requires_python, resolve
-from .dependencies import PipOptions, Staged, install, scan
-from .errors import BuildError, ConfigError, EntryPointError, SourceError
-from .lock import LockInfo, read_lock, write_lock
+from .config import Settings
+from .dependencies import Staged, install
+from .errors import ConfigError
+from .install import Installer, request_for, stage
+from .lock import read_lock
 from .members import MemberJob, produce, produce_members
 from .output import atomic_output, new_file_mode
 from .plan import (
@@ -43,19 +43,8 @@ from .plan import (
     member_jobs,
     planned_names,
 )
-from .project import (
-    Project,
-    build_wheel,
-    find_project,
-    no_project,
-    project_entry,
-    requirement,
-    settle,
-)
-from .pyversion import parse_requires_python
-from .selection import FileFilter
 from .stub import render_stub
-from .targets import Target, foreign_bytecode, install_for, merge, parse_target
+from .targets import Target, foreign_bytecode
 from .zipwriter import (
     FILE_MODE,
     Member,
@@ -68,11 +57,10 @@ from .zipwriter import (
 if TYPE_CHECKING:
     from .signing import Signer
 
-__all__ = ["BuildResult", "build", "lock"]
+__all__ = ["BuildResult", "build"]
 
 Progress = Callable[[int, int], None]
 #: Installs (requirements files, specs, pip options) into a staging folder.
-Installer = Callable[[Sequence[Path], Sequence[str], PipOptions, Path], None]
 
 
 @dataclass(frozen=True)
@@ -133,57 +121,14 @@ def build(
     if output is not None:
         keywords["output"] = output
     given = config_module.given(keywords)
-    options = _resolve_options(src, given, Path(config) if config is not None else None)
+    options = config_module.settings_for(src, given, Path(config) if config is not None else None)
     out = check_output(src, options)
     sign = _signer(options)
     epoch = _source_date_epoch()  # checked before any work is done
-    project = _project(src, options)
-    targets = _targets(options)
-    lock = read_lock(options.lock) if options.lock is not None else None
-    if lock is not None and (options.with_packages or options.requirements or options.extras):
-        raise ConfigError(
-            f"{options.lock}: --lock installs the lock's pins and nothing else: give --with, "
-            "-r and --extra to packer lock instead"
-        )
+    request = request_for(src, options)
     with contextlib.ExitStack() as stack:
-        staged = None
-        pip = PipOptions(
-            find_links=options.find_links or (),
-            index_url=options.index_url,
-            extra_index_urls=options.extra_index_urls or (),
-            no_index=bool(options.no_index),
-        )
-        specs = list(options.with_packages)
-        wheel = None
-        if project is not None:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-wheel-")))
-            patterns = FileFilter(options.include, options.exclude, options.gitignore)
-            wheel = build_wheel(project, work, pip, patterns, _output_skipper(out))
-            specs.insert(0, requirement(wheel, options.extras))
-        own = None
-        steps = _install_steps(options, specs, pip, lock)
-        if targets:
-            staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
-            each = []
-            for index, target in enumerate(targets):
-                root = staging / str(index)
-                root.mkdir()
-                for files, wanted, how in steps:
-                    install_for(target, files, wanted, how, root)
-                each.append(scan(root))
-                if wheel is not None:
-                    own = settle(each[-1], wheel, options.extras)
-            staged = merge(targets, each)
-        elif steps:
-            staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
-            for files, wanted, how in steps:
-                installer(files, wanted, how, staging)
-            staged = scan(staging)
-            if wheel is not None:
-                own = settle(staged, wheel, options.extras)
-        if own is not None and options.entry is None and options.console_script is None:
-            options = dataclasses.replace(options, console_script=project_entry(own))
-        plan = make_plan(None if project else src, out, options, staged)
+        staged, options = stage(request, options, out, installer, stack)
+        plan = make_plan(None if request.project else src, out, options, staged)
         written = _write(plan, out, options, epoch, progress, sign)
     return BuildResult(
         output=out,
@@ -198,115 +143,6 @@ def build(
         warnings=plan.warnings + written.warnings,
         distributions=tuple(_distinct(staged)),
     )
-
-
-def _resolve_options(src: Path | None, given: dict[str, Any], config: Path | None) -> Settings:
-    pyproject = src / "pyproject.toml" if src is not None else None
-    from_file: dict[str, Any] = {}
-    if config is not None:
-        from_file = load_config(config, table_required=config.name == "pyproject.toml")
-    elif pyproject is not None and pyproject.is_file():
-        from_file = load_config(pyproject)
-    from_project: dict[str, Any] = {}
-    if pyproject is not None and pyproject.is_file():
-        from_project = {"requires_python": project_requires_python(pyproject)}
-        from_project = {k: v for k, v in from_project.items() if v is not None}
-    options = resolve(given, from_file, from_project)
-    if src is None and not (options.requirements or options.with_packages):
-        raise SourceError("nothing to pack: give a source folder, or dependencies to bundle")
-    if options.console_script is not None and options.entry is not None:
-        raise EntryPointError("give an entry point or a console script, not both")
-    return options
-
-
-def lock(
-    source: str | os.PathLike[str] | None,
-    output: str | os.PathLike[str],
-    *,
-    config: str | os.PathLike[str] | None = None,
-    **keywords: Any,
-) -> LockInfo:
-    """Write a lock for *source* (its project's dependencies, with ``extras``) and any
-    ``with_packages`` and ``requirements``, for every target at once; say what it pins.
-
-    The keywords are the build options that decide what is resolved (``targets``, index
-    options...); the others are refused, as :func:`build` refuses unknown ones.
-    """
-    src = Path(source) if source is not None else None
-    unknown = sorted(set(keywords) - config_module.LOCK_OPTIONS)
-    if unknown:
-        raise TypeError(f"lock() got an unexpected keyword argument {unknown[0]!r}")
-    given = config_module.given(keywords, where="lock()")
-    options = _resolve_options(src, given, Path(config) if config is not None else None)
-    project = _project(src, options)
-    if src is not None and project is None:
-        raise SourceError(f"{src}: nothing to lock: not a project (and --with/-r lock alone)")
-    pip = PipOptions(
-        find_links=options.find_links,
-        index_url=options.index_url,
-        extra_index_urls=options.extra_index_urls,
-        no_index=options.no_index,
-    )
-    out = Path(os.path.abspath(output))
-    if not out.parent.is_dir():
-        raise BuildError(f"{out}: the output folder {out.parent} does not exist")
-    return write_lock(
-        out, project, options.extras, options.requirements, options.with_packages,
-        _targets(options), pip,
-    )  # fmt: skip
-
-
-def _install_steps(
-    options: Settings, specs: list[str], pip: PipOptions, lock: LockInfo | None
-) -> list[tuple[tuple[Path, ...], tuple[str, ...], PipOptions]]:
-    """The installs to run into the staging folder: what was asked for, resolved; or, from a
-    lock, its pins (hashes checked, no more) and then the project's own wheel alone."""
-    if lock is None:
-        if options.requirements or specs:
-            return [(options.requirements, tuple(specs), pip)]
-        return []
-    exact = dataclasses.replace(pip, require_hashes=True, no_deps=True)
-    steps: list[tuple[tuple[Path, ...], tuple[str, ...], PipOptions]] = []
-    if lock.pins:
-        steps.append(((lock.path,), (), exact))
-    if specs:  # the project's wheel (no hash to check: it was built just now)
-        steps.append(((), tuple(specs), dataclasses.replace(pip, no_deps=True)))
-    return steps
-
-
-def _targets(options: Settings) -> list[Target]:
-    """The targets asked for, each once; each checked against requires-python."""
-    targets: list[Target] = []
-    for spec in options.targets:
-        target = parse_target(spec)
-        if target in targets:
-            raise ConfigError(f"--target {spec!r}: given twice")
-        targets.append(target)
-    if targets and options.requires_python:
-        clauses = parse_requires_python(options.requires_python)
-        for target in targets:
-            if not python_supported([c.as_literal() for c in clauses], (*target.python, 99)):
-                raise ConfigError(
-                    f"--target {target.version}: outside requires-python "
-                    f"{options.requires_python!r}"
-                )
-    return targets
-
-
-def _project(src: Path | None, options: Settings) -> Project | None:
-    """The project SOURCE is, if it is to be built as one (``--project``, or found)."""
-    if src is None or options.project is False:
-        if options.extras:
-            raise ConfigError("--extra names an optional-dependency group of a project source")
-        return None
-    if not src.is_dir():
-        return None  # said by the file selection, as for any folder
-    project = find_project(src)
-    if project is None and options.project:
-        raise no_project(src)
-    if project is None and options.extras:
-        raise ConfigError(f"{src}: --extra needs a project source, and this folder is not one")
-    return project
 
 
 def _output_skipper(out: Path) -> Callable[[str, Path], bool]:

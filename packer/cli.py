@@ -173,7 +173,7 @@ def _lock_options(function: F) -> F:
 def lock(source: Path | None, output: Path, config: Path | None, **options: Any) -> None:
     """Pin every dependency of SOURCE (or of --with/-r alone), with hashes, for every Python
     and platform at once; build with --lock FILE to install exactly that."""
-    from .builder import lock as write
+    from .install import lock as write
 
     given = {k: (v or None) if isinstance(v, tuple) else v for k, v in options.items()}
     with _errors():

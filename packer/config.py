@@ -1,6 +1,7 @@
 """Build options, defined once: each is a field of :class:`Settings` whose metadata gives its
 command-line flags, ``[tool.packer]`` key, kind and help. The API's keywords, the config-file
 reader, the click options (``packer/cli.py``) and the README's table all come from it.
+(Most of its length is that table, one entry an option.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, read_input
+from .errors import ConfigError, EntryPointError, SourceError, read_input
 
 __all__ = [
     "DEFAULT_INTERPRETER",
@@ -26,6 +27,7 @@ __all__ = [
     "project_requires_python",
     "read_toml",
     "resolve",
+    "settings_for",
 ]
 
 DEFAULT_INTERPRETER = "/usr/bin/env python3"
@@ -356,3 +358,24 @@ def read_toml(file: Path) -> dict[str, Any]:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+
+
+def settings_for(src: Path | None, given: dict[str, Any], config: Path | None) -> Settings:
+    """The settings for a build of *src*: *given*, else the config file (or SOURCE's
+    ``[tool.packer]``), else the project's requires-python, else the defaults."""
+    pyproject = src / "pyproject.toml" if src is not None else None
+    from_file: dict[str, Any] = {}
+    if config is not None:
+        from_file = load_config(config, table_required=config.name == "pyproject.toml")
+    elif pyproject is not None and pyproject.is_file():
+        from_file = load_config(pyproject)
+    from_project: dict[str, Any] = {}
+    if pyproject is not None and pyproject.is_file():
+        from_project = {"requires_python": project_requires_python(pyproject)}
+        from_project = {k: v for k, v in from_project.items() if v is not None}
+    options = resolve(given, from_file, from_project)
+    if src is None and not (options.requirements or options.with_packages):
+        raise SourceError("nothing to pack: give a source folder, or dependencies to bundle")
+    if options.console_script is not None and options.entry is not None:
+        raise EntryPointError("give an entry point or a console script, not both")
+    return options

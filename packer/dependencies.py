@@ -15,7 +15,17 @@ from typing import Any
 
 from .errors import BuildError
 
-__all__ = ["Distribution", "PipOptions", "Staged", "install", "pip_reason", "scan"]
+__all__ = [
+    "Distribution",
+    "PipOptions",
+    "Staged",
+    "forget_origin",
+    "install",
+    "pip_reason",
+    "run_uv",
+    "scan",
+    "uv_binary",
+]
 
 #: File name endings of native code: extension modules and the shared libraries wheels carry.
 _NATIVE = re.compile(r"\.(so|pyd|dylib|dll)(\.[0-9.]+)?$")
@@ -95,14 +105,100 @@ class Staged:
 def install(
     requirements: Sequence[Path], specs: Sequence[str], options: PipOptions, target: Path
 ) -> None:
-    """Run pip to install *requirements* files and *specs* into *target*; BuildError on failure.
+    """Install *requirements* files and *specs* into *target* for the interpreter running the
+    build; BuildError, in one line, on failure.
 
-    pip's own cache and configuration apply. Bytecode is left to the builder, which writes it
-    reproducibly; scripts pip writes into ``bin/`` are not packed.
+    uv does it (markers and tags evaluated for this interpreter, as pip would, several times
+    faster); pip where uv is not installed. Their caches and configuration apply. Bytecode is
+    left to the builder, which writes it reproducibly; scripts written into ``bin/`` are not
+    packed.
     """
     for file in requirements:
         if not file.is_file():
             raise BuildError(f"{file}: no such requirements file")
+    try:
+        uv = uv_binary()
+    except BuildError:
+        _install_with_pip(requirements, specs, options, target)
+        return
+    command = [
+        uv, "pip", "install", "--target", str(target), "--python", sys.executable,
+        "--no-progress", "--quiet", *options.args(),
+    ]  # fmt: skip
+    run_uv(command, requirements, specs, target, "")
+
+
+def _shown(requirements: Sequence[Path], specs: Sequence[str]) -> str:
+    """What was to be installed, as an error names it (a built wheel by its file name)."""
+    shown = [str(file) for file in requirements]
+    shown += [os.path.basename(s) if s.split("[")[0].endswith(".whl") else s for s in specs]
+    return ", ".join(shown)
+
+
+def uv_binary() -> str:
+    """uv's executable, as its Python package finds it; BuildError if it is not installed."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        raise BuildError(
+            "resolving for other Pythons needs uv, which packer depends on: pip install uv"
+        ) from None
+    return str(find_uv_bin())
+
+
+def run_uv(
+    command: list[str],
+    requirements: Sequence[Path],
+    specs: Sequence[str],
+    target: Path,
+    what_for: str,
+) -> None:
+    """Run a ``uv pip install`` *command* into *target*; BuildError naming what failed."""
+    for file in requirements:
+        command += ["--requirement", str(file)]
+    command += list(specs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UV_PYTHON")}
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    except OSError as exc:
+        raise BuildError(f"cannot run uv: {exc.strerror}") from None
+    if proc.returncode != 0:
+        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        kept = [line for line in lines if not line.startswith(("hint:", "help:"))]
+        reason = " / ".join(kept[:4]) or "no reason given"
+        raise BuildError(f"uv could not install {_shown(requirements, specs)}{what_for}: {reason}")
+    for info in target.glob("*.dist-info"):
+        forget_origin(info)
+
+
+#: What installers write into a .dist-info about where and when it was installed from: the
+#: temporary wheel's path (PEP 610), uv's cache stamp. It would make every build differ.
+INSTALL_TRACES = ("direct_url.json", "uv_cache.json")
+
+
+def forget_origin(info: Path, dist: Distribution | None = None) -> None:
+    """Drop :data:`INSTALL_TRACES` from the ``.dist-info`` folder *info*, and from its RECORD."""
+    traces = [name for name in INSTALL_TRACES if (info / name).exists()]
+    if not traces:
+        return
+    for name in traces:
+        (info / name).unlink()
+    record = info / "RECORD"
+    if record.exists():
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        dropped = tuple(f"{info.name}/{name}," for name in traces)
+        kept = [line for line in lines if not line.startswith(dropped)]
+        record.write_text("".join(kept), encoding="utf-8")
+    if dist is not None:
+        for name in traces:
+            rel = f"{info.name}/{name}"
+            if rel in dist.files:
+                dist.files.remove(rel)
+
+
+def _install_with_pip(
+    requirements: Sequence[Path], specs: Sequence[str], options: PipOptions, target: Path
+) -> None:
     command = [
         sys.executable, "-m", "pip", "install", "--target", str(target), "--no-compile",
         "--disable-pip-version-check", "--no-warn-script-location", "--no-input",

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dependencies import PipOptions
+from .dependencies import PipOptions, uv_binary
 from .errors import BuildError, ConfigError
 from .project import Project
-from .targets import Target, uv_binary
+from .targets import Target
 
 __all__ = ["LockInfo", "read_lock", "write_lock"]
 

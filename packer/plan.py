@@ -2,7 +2,8 @@
 
 From the settings, the source folder and the staged dependencies, :func:`make_plan` gives a
 frozen :class:`Plan` (files, entry point, runtime configuration, warnings), and
-:func:`member_jobs` the members to produce. Nothing here writes; the builder does.
+:func:`member_jobs` the members to produce. Nothing here writes; the builder does. (A little
+over 350 lines: the checks of a plan are read best beside the plan they check.)
 """
 
 from __future__ import annotations

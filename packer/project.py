@@ -14,7 +14,7 @@ from importlib.metadata import PathDistribution
 from pathlib import Path
 
 from .config import read_toml
-from .dependencies import Distribution, PipOptions, Staged, pip_reason
+from .dependencies import Distribution, PipOptions, Staged, forget_origin, pip_reason, uv_binary
 from .errors import BuildError, ConfigError, EntryPointError, SourceError
 from .selection import FileFilter, select_files
 
@@ -24,7 +24,6 @@ __all__ = [
     "build_wheel",
     "canonical",
     "find_project",
-    "forget_origin",
     "no_project",
     "project_entry",
     "requirement",
@@ -82,20 +81,44 @@ def build_wheel(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(item.path, target)
     wheels = into / "wheel"
-    command = [
-        sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels),
-        "--disable-pip-version-check", "--no-input", *pip.args(), str(copy),
-    ]  # fmt: skip
+    try:
+        # uv builds in an isolated environment it keeps cached: seconds faster than pip.
+        command = [
+            uv_binary(), "build", "--wheel", "--out-dir", str(wheels), "--quiet",
+            "--python", sys.executable, *pip.args(), str(copy),
+        ]  # fmt: skip
+    except BuildError:
+        command = [
+            sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels),
+            "--disable-pip-version-check", "--no-input", *pip.args(), str(copy),
+        ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_TARGET", "PIP_PREFIX")}
     try:
         proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     except OSError as exc:
-        raise BuildError(f"cannot run pip: {exc.strerror}") from None
+        raise BuildError(f"cannot run {command[0]}: {exc.strerror}") from None
     built = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
     if proc.returncode != 0 or len(built) != 1:
-        reason = pip_reason(proc.stderr) if proc.returncode else "it gave no single wheel"
+        reason = _reason(proc.stderr) if proc.returncode else "it gave no single wheel"
         raise BuildError(f"{project.root}: building the project's wheel failed: {reason}")
     return built[0]
+
+
+#: The box-drawing characters uv frames a backend's output with.
+_FRAME = ("\u00d7", "\u2570", "\u2502", "\u251c")
+
+
+def _reason(stderr: str) -> str:
+    """What a failed build said, in one line: the backend's own last words before the
+    tools' wrapping ("note: ...", "hint: ..."), else pip's reason."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    own = [
+        line for line in lines
+        if not line.startswith(("note:", "hint:", "help:", "[end of output]", *_FRAME))
+    ]  # fmt: skip
+    errors = [line for line in own if "Error" in line or line.startswith("error")]
+    chosen = errors[-2:] or own[-1:] or [pip_reason(stderr)]
+    return " / ".join(chosen)
 
 
 def wheel_name(wheel: Path) -> str:
@@ -134,31 +157,6 @@ def settle(staged: Staged, wheel: Path, extras: tuple[str, ...]) -> Distribution
         )
     forget_origin(info, dist)
     return dist
-
-
-#: What installers write into a .dist-info about where and when it was installed from: the
-#: temporary wheel's path (PEP 610), uv's cache stamp. It would make every build differ.
-INSTALL_TRACES = ("direct_url.json", "uv_cache.json")
-
-
-def forget_origin(info: Path, dist: Distribution | None = None) -> None:
-    """Drop :data:`INSTALL_TRACES` from the ``.dist-info`` folder *info*, and from its RECORD."""
-    traces = [name for name in INSTALL_TRACES if (info / name).exists()]
-    if not traces:
-        return
-    for name in traces:
-        (info / name).unlink()
-    record = info / "RECORD"
-    if record.exists():
-        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-        dropped = tuple(f"{info.name}/{name}," for name in traces)
-        kept = [line for line in lines if not line.startswith(dropped)]
-        record.write_text("".join(kept), encoding="utf-8")
-    if dist is not None:
-        for name in traces:
-            rel = f"{info.name}/{name}"
-            if rel in dist.files:
-                dist.files.remove(rel)
 
 
 def project_entry(dist: Distribution) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._runtime.format import NATIVE_FOLDER, SITE_PACKAGES, VARIANTS_FOLDER
-from .dependencies import Distribution, PipOptions, Staged, pip_reason
+from .dependencies import Distribution, PipOptions, Staged, run_uv, uv_binary
 from .errors import BuildError, ConfigError
 from .pyccache import default_cache
 
@@ -123,16 +123,6 @@ def find_interpreter(version: tuple[int, int]) -> str | None:
     return None
 
 
-def uv_binary() -> str:
-    try:
-        from uv import find_uv_bin
-    except ImportError:
-        raise BuildError(
-            "--target needs uv, which resolves for other Pythons and platforms: pip install uv"
-        ) from None
-    return str(find_uv_bin())
-
-
 def install_for(
     target: Target,
     requirements: Sequence[Path],
@@ -150,23 +140,7 @@ def install_for(
     for file in requirements:
         if not file.is_file():
             raise BuildError(f"{file}: no such requirements file")
-        command += ["--requirement", str(file)]
-    command += list(specs)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UV_PYTHON")}
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        what = ", ".join([*map(str, requirements), *specs])
-        raise BuildError(f"uv could not install {what} for {target.name}: {_reason(proc)}")
-    from .project import forget_origin
-
-    for info in root.glob("*.dist-info"):
-        forget_origin(info)
-
-
-def _reason(proc: subprocess.CompletedProcess[str]) -> str:
-    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-    interesting = [line for line in lines if not line.startswith(("hint:", "help:"))]
-    return " / ".join(interesting[:4]) if interesting else pip_reason(proc.stderr)
+    run_uv(command, requirements, specs, root, f" for {target.name}")
 
 
 @dataclass

@@ -138,7 +138,9 @@ def test_project_errors_are_one_line_each(tmp_path: Path, wheelhouse: Path) -> N
     (unresolvable / "pyproject.toml").write_text(
         text.replace('"greet>=1"', '"no-such-distribution-anywhere==9.9"')
     )
-    _refused(tmp_path, unresolvable, *links, message="pip could not install")
+    _refused(
+        tmp_path, unresolvable, *links, message="could not install myproj-2.5.0-py3-none-any.whl"
+    )
 
     plain = write_tree(tmp_path / "plain", {"app.py": "print('hi')\n"})
     _refused(tmp_path, plain, "--project", message="--project: no pyproject.toml")

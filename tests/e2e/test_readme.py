@@ -81,7 +81,12 @@ def test_walkthrough_commands_all_work(quick_start: QuickStart) -> None:
     assert echoed.rstrip().endswith(f"{folder}/app.pyz/sample_server/__init__.py")
     info = out("packer info")
     assert "entry point: sample_server.cli:main" in info and "digest: ok" in info
-    assert re.search(r"^native: uvloop \S+ \(optional\)$", info, re.M)
+    natives = re.search(r"^native: (.*)$", info, re.M)
+    assert natives, info
+    expected = [f"uvloop {{v}} (cp{target}; optional)" for target in ("310", "311", "312", "313")]
+    shown = sorted(re.sub(r"uvloop \S+ ", "uvloop {v} ", n) for n in natives[1].split(", "))
+    assert shown == expected, natives[1]
+    assert re.search(r"^targets: cp310-\S+, cp311-\S+, cp312-\S+, cp313-\S+$", info, re.M)
     assert out("packer verify").startswith("app.pyz: OK (packer archive, ")
     assert (folder / "app" / "__main__.py").is_file()
     assert out("python3 app/ --version") == out("python3 app.pyz --version")

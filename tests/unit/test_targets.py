@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from packer._runtime.environment import _tag_fits, choose_target, platform_fits
+from packer._runtime.environment import choose_target
 from packer._runtime.format import (
     SITE_PACKAGES,
     VARIANTS_FOLDER,
@@ -17,6 +17,7 @@ from packer._runtime.format import (
     Target,
     Variant,
 )
+from packer._runtime.tags import platform_fits, tag_fits
 from packer.dependencies import Distribution, Staged
 from packer.errors import ArchiveError, ConfigError
 from packer.targets import cached_pyc_name, find_interpreter, foreign_bytecode, merge, parse_target
@@ -72,9 +73,9 @@ def test_platform_tags_fit_as_pip_decides(platform: str, fits: bool) -> None:
 @needs_linux
 def test_a_macos_wheel_no_longer_fits_on_linux() -> None:
     here = "cp{}{}".format(*sys.version_info[:2])
-    assert _tag_fits(f"{here}-{here}-manylinux_2_17_x86_64.manylinux2014_x86_64", here)
-    assert not _tag_fits(f"{here}-{here}-macosx_11_0_arm64", here)
-    assert not _tag_fits(f"{here}-abi3-win_amd64", here)
+    assert tag_fits(f"{here}-{here}-manylinux_2_17_x86_64.manylinux2014_x86_64", here)
+    assert not tag_fits(f"{here}-{here}-macosx_11_0_arm64", here)
+    assert not tag_fits(f"{here}-abi3-win_amd64", here)
 
 
 def _config(*pythons: tuple[int, int], platform: str = "manylinux_2_17_x86_64") -> RuntimeConfig:
