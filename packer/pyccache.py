@@ -1,11 +1,14 @@
 """Bytecode kept between builds, by (interpreter's magic number, member name, source), so that
 a rebuild after a small change compiles only what changed.
 
-The folder is ``$PACKER_BYTECODE_CACHE``, else ``packer-bytecode`` beside the runtime's cache
-(``~/.cache/packer-bytecode``); ``PACKER_BYTECODE_CACHE=0`` turns it off. It is used only when
-it is this user's and no one else can write it: bytecode from it goes into archives. A cached
-file is taken only when its header names this interpreter and this very source (PEP 552's
-hash of it); what cannot be read or written is compiled as if there were no cache.
+Opt-in: ``PACKER_BYTECODE_CACHE=FOLDER``. Off by default because marshal's output depends on
+the compiling process (whether an object is written as a reference follows its reference
+count, which other live objects share): a ``.pyc`` cached by one build can differ, byte for
+byte though not in meaning, from the one a fresh build compiles, and the same sources would
+then give other bytes. The folder is used only when it is this user's and no one else can
+write it: bytecode from it goes into archives. A cached file is taken only when its header
+names this interpreter (and, for the building one, this very source: PEP 552's hash); what
+cannot be read or written is compiled as if there were no cache.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import importlib.util
 import os
 import stat
 import tempfile
-
-from ._runtime.cache import cache_root
 
 __all__ = ["PycCache", "default_cache"]
 
@@ -38,7 +39,9 @@ class PycCache:
                 data = fp.read()
         except OSError:
             return None
-        header = magic + _UNCHECKED + importlib.util.source_hash(source)
+        header = magic + _UNCHECKED
+        if magic == importlib.util.MAGIC_NUMBER:  # another Python keys its hash otherwise
+            header += importlib.util.source_hash(source)
         return data if data.startswith(header) and len(data) > 16 else None
 
     def put(self, magic: bytes, name: str, source: bytes, pyc: bytes) -> None:
@@ -58,10 +61,9 @@ class PycCache:
 
 def default_cache() -> PycCache | None:
     """The cache to use, or None (turned off, or not a folder only this user can write)."""
-    given = os.environ.get("PACKER_BYTECODE_CACHE")
-    if given == "0":
+    folder = os.environ.get("PACKER_BYTECODE_CACHE", "")
+    if folder in ("", "0"):
         return None
-    folder = given or os.path.join(os.path.dirname(cache_root()), "packer-bytecode")
     try:
         os.makedirs(folder, 0o700, exist_ok=True)
         st = os.lstat(folder)

@@ -55,3 +55,5 @@ def test_a_folder_others_can_write_is_not_used(
     assert default_cache() is None
     monkeypatch.setenv("PACKER_BYTECODE_CACHE", "0")
     assert default_cache() is None
+    monkeypatch.delenv("PACKER_BYTECODE_CACHE")
+    assert default_cache() is None  # off unless asked for
