@@ -321,13 +321,15 @@ def run_master(settings: Settings, ready: int | None = None) -> int:
                     actions += master.read_reports(key.data)
             signals, received[:] = list(received), []
             now = time.monotonic()
-            actions += master.reap()
+            # A stop first, then the reaping: a Ctrl-C reaches the workers too, and a worker
+            # that it ended must not be replaced.
             if signal.SIGTERM in signals or signal.SIGINT in signals:
                 log.info("stopping")
                 actions += sup.stop(graceful=False, now=now)
             elif signal.SIGQUIT in signals:
                 log.info("stopping gracefully")
                 actions += sup.stop(graceful=True, now=now)
+            actions += master.reap()
             if signal.SIGHUP in signals:
                 if sup.reload():
                     log.info("reloading workers (reload %d)", sup.reloads_requested)

@@ -422,7 +422,10 @@ def test_the_daemon_is_detached(server: Server, tmp_path: Path) -> None:
     assert int(server.pid_file.read_text()) == server.pid
 
 
-def test_foreground_start_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("to", ["master", "process group"])
+def test_foreground_start_stops_cleanly_on_ctrl_c(tmp_path: Path, to: str) -> None:
+    # A terminal's Ctrl-C reaches the whole process group, workers included: the workers it
+    # ends must not be replaced while the master stops.
     import signal
     import subprocess
 
@@ -430,22 +433,25 @@ def test_foreground_start_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
 
     pid_file = tmp_path / "fg.pid"
     proc = subprocess.Popen(
-        [*server_command(), "start", "--port", "0", "--workers", "1", "--pid-file", str(pid_file)],
+        [*server_command(), "start", "--port", "0", "--workers", "2", "--pid-file", str(pid_file)],
         env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True,
     )  # fmt: skip
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()  # the first log line says it is listening
         assert "listening on 127.0.0.1:" in line, line
-        proc.send_signal(signal.SIGINT)
+        if to == "master":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=TIMEOUT)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, err
-    assert "Traceback" not in err and "stopped" in err
+    assert "Traceback" not in err and "stopped" in err and "starting another" not in err
     assert not pid_file.exists()
 
 
