@@ -249,7 +249,11 @@ def foreign_bytecode(
     whose modules then compile from source at each start.
     """
     here = sys.version_info[:2]
-    versions = sorted({t.python for t in targets} - {here})
+    # Before 3.11 marshal's output can change from one run to the next (a constant is written
+    # as a reference or not by its reference count, which depends on how the compiler shared
+    # it): such bytecode would make the same sources give other bytes. Those targets compile
+    # their modules from source at start.
+    versions = sorted(v for v in {t.python for t in targets} - {here} if v >= (3, 11))
     members: list[tuple[str, Path]] = []
     warnings: list[str] = []
     for version in versions:
