@@ -33,6 +33,8 @@ _INI = """\
 [pytest]
 addopts = --strict-markers --import-mode=importlib -ra -p no:cacheprovider
 filterwarnings = error
+markers =
+    slow: long tests, which the packed suite runs too (a plain pytest in a checkout leaves them out)
 """
 
 

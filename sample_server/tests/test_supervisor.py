@@ -182,6 +182,7 @@ def test_bad_paths_are_one_line_and_create_nothing(tmp_path: Path) -> None:
     assert list(folder.iterdir()) == [] and not (tmp_path / "folder.log").exists()
 
 
+@pytest.mark.slow  # many clients for many seconds: CI and `pytest --all` run it
 def test_reloads_under_traffic_lose_nothing(tmp_path: Path) -> None:
     """20 reloads while short connections come and go and long-lived ones talk: no short one
     is refused or reset, and every long-lived one, ending within the graceful timeout, is
@@ -303,6 +304,7 @@ def test_a_connection_longer_than_the_graceful_timeout_is_cut_and_counted(
         kill_everything(running)
 
 
+@pytest.mark.slow  # many clients for many seconds: CI and `pytest --all` run it
 def test_graceful_stop_with_data_in_flight_resets_nobody(tmp_path: Path) -> None:
     """120 clients whose echoes are still on their way when ``stop -g`` comes, and 20 that go
     on sending through it: none sees a reset; the first get every byte back, the others a
