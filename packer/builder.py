@@ -17,11 +17,13 @@ from . import config as config_module
 from ._runtime.format import (
     FORMAT_VERSION,
     MANIFEST_NAME,
+    RUNTIME_CONFIG_NAME,
     STUB_NAME,
     Manifest,
     NativeDist,
     RuntimeConfig,
     native_key,
+    runtime_config_text,
 )
 from ._runtime.render import human_size
 from ._version import __version__
@@ -164,7 +166,7 @@ def _with_native_keys(
     ]  # fmt: skip
     return RuntimeConfig(
         config.site, config.dists, config.pth, natives, config.verify, signed_by,
-        config.targets, config.variants,
+        config.targets, config.variants, config.inherit_path, config.export_path,
     )  # fmt: skip
 
 
@@ -224,6 +226,8 @@ def _write(
         # itself and is signed, the key whose signature it requires.
         required = sign.public if sign is not None and plan.runtime.verify else None
         runtime = _with_native_keys(plan.runtime, entries, required)
+        for member in produce(_runtime_config_job(runtime), level):
+            add(member)
         stub = render_stub(
             plan.entry.kind, plan.entry.value, plan.requires_python, plan.clauses, runtime
         ).encode("utf-8")
@@ -246,6 +250,11 @@ def _write(
         digest = writer.finish(sign)
     names = sorted([*entries, MANIFEST_NAME])
     return _Written(tuple(names), stored, digest, manifest.build_id, tuple(warnings))
+
+
+def _runtime_config_job(runtime: RuntimeConfig) -> MemberJob:
+    text = runtime_config_text(runtime).encode("utf-8")
+    return MemberJob(RUNTIME_CONFIG_NAME, None, text, FILE_MODE, False, len(text))
 
 
 def _bytecode_for_targets(

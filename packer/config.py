@@ -206,6 +206,19 @@ class Settings:
         help="The archive checks its digest (and, with --sign-key, its signature) before "
              "running anything.",
     )  # fmt: skip
+    inherit_path: bool = _option(
+        "--inherit-path", kind="flag", default=False,
+        help="Let the archive import what is installed beside the interpreter running it "
+             "(its site-packages and user site, after the archive's own), for plugins "
+             "installed there. By default it sees only itself, PYTHONPATH and the standard "
+             "library. PACKER_INHERIT_PATH=1 (or 0) decides at run time.",
+    )  # fmt: skip
+    export_path: bool = _option(
+        "--export-path", kind="flag", default=False,
+        help="The archive puts its import path first in PYTHONPATH, so that a child "
+             "process of sys.executable imports what it bundles. PACKER_EXPORT_PATH=1 (or "
+             "0) decides at run time.",
+    )  # fmt: skip
 
 
 def options() -> Iterator[Option]:

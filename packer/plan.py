@@ -22,6 +22,7 @@ from ._runtime.format import (
     MAX16,
     NATIVE_FOLDER,
     RESERVED_PREFIXES,
+    RUNTIME_CONFIG_NAME,
     RUNTIME_PACKAGE,
     SITE_PACKAGES,
     STUB_NAME,
@@ -194,6 +195,8 @@ def make_plan(src: Path | None, out: Path, options: Settings, staged: Staged | N
         parse_requires_python(requires)  # refused now, before anything is built
     runtime = _runtime_config(staged, _optional_native(options, staged))
     runtime.verify = options.verify_on_start
+    runtime.inherit_path = options.inherit_path
+    runtime.export_path = options.export_path
     return Plan(tuple(files), staged, entry, requires, runtime, tuple(warnings))
 
 
@@ -362,7 +365,7 @@ def folder_entries(names: Iterable[str]) -> list[str]:
 
 def planned_names(jobs: list[MemberJob]) -> list[str]:
     """Every member name the build will certainly write (bytecode aside)."""
-    return [job.name for job in jobs] + [STUB_NAME, MANIFEST_NAME]
+    return [job.name for job in jobs] + [STUB_NAME, RUNTIME_CONFIG_NAME, MANIFEST_NAME]
 
 
 def check_entry_count(count: int, clauses: tuple[Clause, ...], out: Path) -> None:

@@ -96,7 +96,7 @@ if {verify!r} or __import__("os").environ.get("PACKER_VERIFY", "") not in ("", "
 
 import {runtime}  # noqa: E402
 
-{runtime}.main(__file__, {kind!r}, {entry!r}, {config!r})
+{runtime}.main(__file__, {kind!r}, {entry!r})
 """
 
 
@@ -130,5 +130,4 @@ def render_stub(
         runtime=RUNTIME_PACKAGE,
         kind=entry_kind,
         entry=entry,
-        config=config.to_dict(),
     )

@@ -19,6 +19,7 @@ _importer.install(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from .environment import Environment, activate, deactivate, mount, read_config  # noqa: E402
 from .errors import ArchiveError, PackerError  # noqa: E402
 from .format import RuntimeConfig  # noqa: E402
+from .isolation import export_path, inherits, isolate  # noqa: E402
 from .launch import call_entry, run_module_as_main  # noqa: E402
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
@@ -51,9 +52,15 @@ def main(
         sys.exit(tools_main(archive, sys.argv[1:]))
     # The stub has already checked the digest when asked to (before importing this).
     try:
-        activate(archive, RuntimeConfig.from_dict(config or {}, os.path.basename(archive)))
+        if config is None:
+            settings = _own_config(archive)
+        else:  # a stub written before the configuration had its own member
+            settings = RuntimeConfig.from_dict(config, os.path.basename(archive))
+        where = isolate(archive, inherits(settings.inherit_path))
+        env = activate(archive, settings, where=where)
     except ArchiveError as error:
         sys.exit(str(error))
+    export_path([archive, *env.paths], settings.export_path)
     if os.environ.get("PACKER_INTERPRETER", "") not in ("", "0"):
         from .interpreter import run_interpreter
 
@@ -64,6 +71,18 @@ def main(
         run_module_as_main(entry)
     else:
         sys.exit("%s: unknown entry point kind %r" % (os.path.basename(archive), entry_kind))
+
+
+def _own_config(archive: str) -> RuntimeConfig:
+    from .format import RUNTIME_CONFIG_NAME, read_runtime_config
+    from .importer import read_member
+
+    name = os.path.basename(archive)
+    try:
+        text = read_member(archive, RUNTIME_CONFIG_NAME).decode("utf-8")
+    except (KeyError, OSError, ImportError, UnicodeDecodeError):
+        raise ArchiveError("%s: damaged: cannot read %s" % (name, RUNTIME_CONFIG_NAME)) from None
+    return read_runtime_config(text, name, trusted=True)
 
 
 def _print_exception(kind, value, tb):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from . import cache
 from .errors import ArchiveError
 from .format import NativeDist, RuntimeConfig
 from .importer import install as install_importer
-from .tags import describe_platform, platform_fits, tag_fits
+from .tags import describe_needs, describe_platform, platform_fits, tag_fits
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
@@ -50,10 +50,14 @@ class Environment:
 
 
 def activate(
-    archive: str, config: RuntimeConfig, warn: Optional[Callable[[str], None]] = None
+    archive: str,
+    config: RuntimeConfig,
+    warn: Optional[Callable[[str], None]] = None,
+    where: Optional[int] = None,
 ) -> Environment:
-    """Put the archive's code on ``sys.path`` (after the archive itself) and its metadata in
-    reach of ``importlib.metadata``; extract native code first if it has any.
+    """Put the archive's code on ``sys.path`` (at *where*, by default after the archive
+    itself) and its metadata in reach of ``importlib.metadata``; extract native code first if
+    it has any.
 
     When the archive checks itself at start (``--verify-on-start``, ``PACKER_VERIFY=1``),
     native code already in the cache is checked against the manifest too.
@@ -77,7 +81,8 @@ def activate(
     if site:
         paths.append(archive + "/" + site)
     paths += [archive + "/" + v.folder for v in variants]
-    where = sys.path.index(archive) + 1 if archive in sys.path else 0
+    if where is None:
+        where = sys.path.index(archive) + 1 if archive in sys.path else 0
     sys.path[where:where] = paths
     env.paths = paths
     dists = [(site, d) for d in config.dists] if site else []
@@ -173,11 +178,14 @@ def _native_fits(
     archive: str, config: RuntimeConfig, chosen: Optional[int] = None
 ) -> Tuple[List[NativeDist], Dict[str, str]]:
     """The native distributions this interpreter can load (of the *chosen* target's), and
-    why the others cannot, by the top-level names they provide. One that is not optional and
-    does not fit refuses the archive (ArchiveError)."""
+    why the others cannot, by the top-level names they provide. Any that is not optional and
+    does not fit refuses the archive: ArchiveError, one line naming every such one."""
     usable: List[NativeDist] = []
     unusable: Dict[str, str] = {}
+    refused: List[str] = []
+    refused_elsewhere = False
     here = "cp%d%d" % sys.version_info[:2]
+    name = os.path.basename(archive)
     for dist in config.native:
         if dist.targets and chosen not in dist.targets:
             continue
@@ -187,21 +195,26 @@ def _native_fits(
             continue
         platforms = {t.split("-")[2] for t in tags if t.count("-") == 2}
         elsewhere = not any(platform_fits(p) for ps in platforms for p in ps.split("."))
-        reason = "%s: %s %s has native code for %s%s; this is Python %s%s (%s)" % (
-            os.path.basename(archive),
-            dist.name,
-            dist.version,
-            ", ".join(sorted({t.split("-")[0] for t in tags})),
-            " on " + ", ".join(sorted(platforms)) if elsewhere else "",
-            sys.version.split()[0],
-            " on " + describe_platform() if elsewhere else "",
-            sys.executable,
-        )
+        need = "%s %s needs %s" % (dist.name, dist.version, describe_needs(tags, elsewhere))
         if not dist.optional:
-            raise ArchiveError(reason)
-        for name in dist.top:
-            unusable[name] = reason
+            refused.append(need)
+            refused_elsewhere = refused_elsewhere or elsewhere
+            continue
+        reason = "%s: %s; %s" % (name, need, _this_python(elsewhere))
+        for top in dist.top:
+            unusable[top] = reason
+    if refused:
+        this = _this_python(refused_elsewhere)
+        raise ArchiveError("%s: %s; %s" % (name, ", ".join(refused), this))
     return usable, unusable
+
+
+def _this_python(with_platform: bool) -> str:
+    return "this is Python %s%s (%s)" % (
+        sys.version.split()[0],
+        " on " + describe_platform() if with_platform else "",
+        sys.executable,
+    )
 
 
 class _UnusableNative:

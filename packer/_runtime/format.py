@@ -30,6 +30,7 @@ __all__ = [
     "MANIFEST_NAME",
     "NATIVE_FOLDER",
     "RESERVED_PREFIXES",
+    "RUNTIME_CONFIG_NAME",
     "RUNTIME_PACKAGE",
     "SITE_PACKAGES",
     "STUB_NAME",
@@ -50,6 +51,8 @@ __all__ = [
     "native_key",
     "open_archive",
     "parse_layout",
+    "read_runtime_config",
+    "runtime_config_text",
     "seal_comment",
     "signed_message",
 ]
@@ -68,6 +71,11 @@ APP_MAIN_MODULE = "__packer_main__"
 RUNTIME_PACKAGE = "_packer_runtime"
 #: The JSON manifest: every other member with its SHA-256 and size.
 MANIFEST_NAME = "_packer/manifest.json"
+
+#: The runtime configuration the stub starts with: the ``repr`` of the manifest's ``runtime``
+#: (a Python literal: read without importing json, and kept out of the stub's lines, which
+#: every traceback of the application shows).
+RUNTIME_CONFIG_NAME = "_packer/runtime-config.py"
 #: Bundled pure-Python distributions: a folder the runtime puts on sys.path.
 SITE_PACKAGES = "_packer/site-packages"
 #: Bundled distributions with native code, one folder each, extracted to the cache.
@@ -1062,7 +1070,18 @@ class RuntimeConfig:
     interpreter running it.
     """
 
-    __slots__ = ("dists", "native", "pth", "signed_by", "site", "targets", "variants", "verify")
+    __slots__ = (
+        "dists",
+        "export_path",
+        "inherit_path",
+        "native",
+        "pth",
+        "signed_by",
+        "site",
+        "targets",
+        "variants",
+        "verify",
+    )
 
     def __init__(
         self,
@@ -1074,6 +1093,8 @@ class RuntimeConfig:
         signed_by: Optional[str] = None,
         targets: Sequence[Target] = (),
         variants: Sequence[Variant] = (),
+        inherit_path: bool = False,
+        export_path: bool = False,
     ) -> None:
         self.site = site
         self.dists = [(d[0], d[1], d[2]) for d in dists]
@@ -1084,6 +1105,10 @@ class RuntimeConfig:
         self.signed_by = signed_by
         self.targets = list(targets)
         self.variants = list(variants)
+        #: Whether the interpreter's own site-packages stay importable (after the archive's).
+        self.inherit_path = inherit_path
+        #: Whether the archive's import path is put in PYTHONPATH for its child processes.
+        self.export_path = export_path
 
     def to_dict(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -1101,13 +1126,18 @@ class RuntimeConfig:
             out["verify"] = True
         if self.signed_by is not None:
             out["signed_by"] = self.signed_by
+        if self.inherit_path:
+            out["inherit_path"] = True
+        if self.export_path:
+            out["export_path"] = True
         return out
 
     @classmethod
     def from_dict(cls, value: Any, name: str = "archive", where: str = "runtime") -> RuntimeConfig:
         check = _Check(name, "the runtime configuration")
         table = check.table(value, where, ("site", "dists", "pth", "native", "verify",
-                                           "signed_by", "targets", "variants"))  # fmt: skip
+                                           "signed_by", "targets", "variants", "inherit_path",
+                                           "export_path"))  # fmt: skip
         site = table.get("site")
         if site is not None and site != SITE_PACKAGES:
             raise check.fail(where + ".site", "is not %s" % SITE_PACKAGES)
@@ -1134,7 +1164,32 @@ class RuntimeConfig:
         signed_by = check.text(table.get("signed_by"), where + ".signed_by", optional=True)
         if signed_by is not None and (len(signed_by) != 64 or not _HEX.issuperset(signed_by)):
             raise check.fail(where + ".signed_by", "is not an Ed25519 public key in hex")
-        return cls(site, dists, pth, native, verify, signed_by, targets, variants)
+        inherit = check.flag(table.get("inherit_path", False), where + ".inherit_path")
+        export = check.flag(table.get("export_path", False), where + ".export_path")
+        return cls(site, dists, pth, native, verify, signed_by, targets, variants, inherit, export)
+
+
+def runtime_config_text(config: RuntimeConfig) -> str:
+    """The text of the archive's runtime configuration member."""
+    return (
+        "# packer's runtime configuration for this archive (a copy of the manifest's runtime)\n"
+        "%r\n" % (config.to_dict(),)
+    )
+
+
+def read_runtime_config(text: str, name: str = "archive", trusted: bool = False) -> RuntimeConfig:
+    """Parse :func:`runtime_config_text` back. The archive running itself (*trusted*) evaluates
+    its own literal, which needs no import; anyone else parses it with ``ast.literal_eval``."""
+    try:
+        if trusted:
+            value = eval(compile(text, RUNTIME_CONFIG_NAME, "eval"), {"__builtins__": {}}, {})
+        else:
+            import ast
+
+            value = ast.literal_eval(text)
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError, NameError):
+        raise ArchiveError("%s: %s is not a Python literal" % (name, RUNTIME_CONFIG_NAME)) from None
+    return RuntimeConfig.from_dict(value, name)
 
 
 class Manifest:

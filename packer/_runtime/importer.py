@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, Optional, Tuple
 
-__all__ = ["install"]
+__all__ = ["install", "read_member"]
 
 _LOCAL_HEADER = 30
 _UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")
@@ -90,6 +90,15 @@ def install(archive: str) -> None:
     for path in list(sys.path_importer_cache):
         if path == archive or path.startswith(archive + "/"):
             del sys.path_importer_cache[path]
+
+
+def read_member(archive: str, name: str) -> bytes:
+    """Member *name* of *archive* (a zip this importer serves, or an unpacked folder)."""
+    served = _archives.get(archive)
+    if served is not None:
+        return served.read(name)
+    with open(os.path.join(archive, *name.split("/")), "rb") as f:
+        return f.read()
 
 
 def _path_hook(path: str) -> _Finder:

@@ -19,12 +19,14 @@ from .errors import ArchiveError
 from .format import (
     FORMAT_VERSION,
     MANIFEST_NAME,
+    RUNTIME_CONFIG_NAME,
     Archive,
     Entry,
     Limits,
     Manifest,
     NotCanonicalError,
     open_archive,
+    read_runtime_config,
 )
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
@@ -270,6 +272,10 @@ def _verify(
             problems.append(
                 "%s: manifest format %d is newer than this packer" % (name, manifest.format)
             )
+    if manifest is not None and RUNTIME_CONFIG_NAME in layout.by_name:
+        problem = _runtime_config_problem(archive, manifest)
+        if problem:
+            problems.append(problem)
     recorded = manifest.members if manifest is not None else {}
     files = [e for e in archive.entries if not e.is_dir]
     checks = [pool.submit(_check_member, archive, e, recorded.get(e.name)) for e in files]
@@ -296,6 +302,30 @@ def _verify(
             facts["notes"].append(
                 "a %s archive has no digest: its CRCs were checked, it is not verified" % kind
             )
+
+
+#: A runtime configuration lists distributions and native files: far below this.
+_MAX_CONFIG = 64 << 20
+
+
+def _runtime_config_problem(archive: Archive, manifest: Manifest) -> Optional[str]:
+    """What the archive starts with must be what its manifest (and so ``info``) says."""
+    entry = archive.layout.by_name[RUNTIME_CONFIG_NAME]
+    if entry.size > _MAX_CONFIG:
+        return "%s: %s is larger than %d bytes" % (archive.name, RUNTIME_CONFIG_NAME, _MAX_CONFIG)
+    try:
+        text = archive.read(entry).decode("utf-8")
+        config = read_runtime_config(text, archive.name)
+    except UnicodeDecodeError:
+        return "%s: %s is not UTF-8" % (archive.name, RUNTIME_CONFIG_NAME)
+    except ArchiveError as exc:
+        return str(exc)
+    if config.to_dict() != manifest.runtime.to_dict():
+        return "%s: %s differs from the manifest's runtime configuration" % (
+            archive.name,
+            RUNTIME_CONFIG_NAME,
+        )
+    return None
 
 
 #: Members are read in pieces this small: a larger one is a fresh mapping of memory (and a

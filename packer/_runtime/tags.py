@@ -11,9 +11,9 @@ import sys
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
-    from typing import Optional, Tuple
+    from typing import List, Optional, Sequence, Tuple
 
-__all__ = ["describe_platform", "platform_fits", "tag_fits"]
+__all__ = ["describe_needs", "describe_platform", "platform_fits", "tag_fits"]
 
 
 def tag_fits(tag: str, here: str) -> bool:
@@ -29,6 +29,41 @@ def tag_fits(tag: str, here: str) -> bool:
         # A stable-ABI wheel loads on its version and every later one.
         return interpreter.startswith("cp") and int(interpreter[3:] or 0) <= int(here[3:])
     return interpreter == here
+
+
+def _python_words(interpreter: str, abi: str) -> str:
+    """``cp310`` with ``abi3`` as a user reads it: ``CPython 3.10 or newer``."""
+    names = {"cp": "CPython", "pp": "PyPy", "py": "Python"}
+    kind, digits = interpreter[:2], interpreter[2:]
+    if kind not in names or not digits.isdigit():
+        return interpreter
+    version = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    words = "%s %s" % (names[kind], version)
+    if abi == "abi3":
+        return words + " or newer"
+    if abi.endswith("t") and kind == "cp":
+        return "free-threaded " + words
+    return words
+
+
+def describe_needs(tags: Sequence[str], with_platform: bool) -> str:
+    """What native code built for *tags* needs, in words: ``CPython 3.11``, ``CPython 3.10
+    or newer``, with the platform tags when they are the reason too."""
+    pythons: List[str] = []
+    platforms: List[str] = []
+    for tag in tags:
+        parts = tag.split("-")
+        if len(parts) != 3:
+            continue
+        words = _python_words(parts[0], parts[1])
+        if words not in pythons:
+            pythons.append(words)
+        if parts[2] not in platforms:
+            platforms.append(parts[2])
+    text = " or ".join(pythons) or "another Python"
+    if with_platform and platforms:
+        text += " on " + ", ".join(sorted(platforms))
+    return text
 
 
 _MANYLINUX_ALIASES = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}

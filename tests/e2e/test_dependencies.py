@@ -529,10 +529,10 @@ def test_native_code_for_another_python_is_refused_in_one_line(
     python, version = interpreters[-1]
     proc = run([python, app_pyz], env=clean_env(PACKER_CACHE=str(tmp_path / "c")))
     assert proc.returncode == 1
-    tag = "cp{}{}".format(*sys.version_info[:2])
+    built_for = "CPython {}.{}".format(*sys.version_info[:2])
     assert (
         proc.stderr.startswith("app.pyz: msgpack ")
-        and f"has native code for {tag}; this is Python {version[0]}.{version[1]}" in proc.stderr
+        and f"needs {built_for}; this is Python {version[0]}.{version[1]}" in proc.stderr
     )
     assert proc.stderr.count("\n") == 1
 
@@ -567,13 +567,13 @@ def test_optional_native_code_for_another_python_raises_import_error(
     env = clean_env(PACKER_CACHE=str(tmp_path / "cache"), PACKER_INTERPRETER="1")
     here = run([sys.executable, out, "-c", code], env=env)
     assert here.stdout.startswith(f"yes: {tmp_path / 'cache'}"), here.stderr
-    tag = "cp{}{}".format(*sys.version_info[:2])
+    built_for = "CPython {}.{}".format(*sys.version_info[:2])
     for python, version in interpreters:
         ran = run([python, out, "-c", code], env=env)
         assert ran.returncode == 0, ran.stderr
         # The archive starts; the distribution is refused (not some other copy found), and why.
         assert ran.stdout == (
-            f"no: app.pyz: msgpack {msgpack_version(info)} has native code for {tag}; "
+            f"no: app.pyz: msgpack {msgpack_version(info)} needs {built_for}; "
             f"this is Python {'.'.join(map(str, ran_version(python)))} ({python})\ngreet\n"
         ), (version, ran.stdout, ran.stderr)
 

@@ -349,3 +349,26 @@ def test_the_raw_writer_makes_archives_packer_accepts(tmp_path: Path) -> None:
     diff(path, path)
     convert(path, tmp_path / "c.zip", "zip")
     assert zlib.crc32((tmp_path / "dest" / "a.py").read_bytes()) == zlib.crc32(b"print(1)\n")
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (b"{'site': '_packer/site-packages', 'dists': [], 'pth': [], 'inherit_path': True}\n",
+         "differs from the manifest's runtime configuration"),
+        (b"__import__('os').system('touch pwned')\n", "is not a Python literal"),
+        (b"{'site': '_packer/elsewhere'}\n", "runtime.site is not _packer/site-packages"),
+    ],
+)  # fmt: skip
+def test_a_runtime_configuration_other_than_the_manifests_fails_verify(
+    tmp_path: Path, config: bytes, problem: str
+) -> None:
+    """What the archive starts with (its configuration member) is what info shows, or verify
+    says so; the member is parsed, never run."""
+    files = {"a.py": b"print(1)\n", "_packer/runtime-config.py": config}
+    path = tmp_path / "c.pyz"
+    path.write_bytes(packer_like(files, runtime={"site": "_packer/site-packages", "dists": [],
+                                                 "pth": []}))  # fmt: skip
+    proc = packer_cli("verify", path, cwd=tmp_path)
+    assert proc.returncode == 1 and problem in proc.stdout, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pyz"]
