@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.parser
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -111,7 +112,7 @@ def install(
     uv does it (markers and tags evaluated for this interpreter, as pip would, several times
     faster); pip where uv is not installed. Their caches and configuration apply. Bytecode is
     left to the builder, which writes it reproducibly; scripts written into ``bin/`` are not
-    packed.
+    packed (see :func:`settle`).
     """
     for file in requirements:
         if not file.is_file():
@@ -120,6 +121,7 @@ def install(
         uv = uv_binary()
     except BuildError:
         _install_with_pip(requirements, specs, options, target)
+        settle(target)
         return
     command = [
         uv, "pip", "install", "--target", str(target), "--python", sys.executable,
@@ -167,8 +169,27 @@ def run_uv(
         kept = [line for line in lines if not line.startswith(("hint:", "help:"))]
         reason = " / ".join(kept[:4]) or "no reason given"
         raise BuildError(f"uv could not install {_shown(requirements, specs)}{what_for}: {reason}")
-    for info in target.glob("*.dist-info"):
+    settle(target)
+
+
+def settle(target: Path) -> None:
+    """Take out of an install in *target* what depends on where the build runs: installers'
+    traces (:func:`forget_origin`) and the scripts they wrote into ``bin/``, whose first line
+    names the building interpreter (they cannot run from an archive anyway), with their
+    lines in RECORD."""
+    scripts = target / "bin"
+    drop = scripts.is_dir() and not (scripts / "__init__.py").exists()
+    for info in sorted(target.glob("*.dist-info")):
         forget_origin(info)
+        record = info / "RECORD"
+        if drop and record.exists():
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            # uv records them as bin/NAME; pip, which installs elsewhere and moves, ../../bin/
+            kept = [line for line in lines if not re.match(r"(\.\./)*bin/", line)]
+            if kept != lines:
+                record.write_text("".join(kept), encoding="utf-8")
+    if drop:
+        shutil.rmtree(scripts)
 
 
 #: What installers write into a .dist-info about where and when it was installed from: the

@@ -227,3 +227,29 @@ def test_the_packed_suite_passes_on_every_target_python_with_uvloop(
         assert proc.returncode == 0, (version, proc.stdout[-3000:] + proc.stderr[-3000:])
         assert passed(proc.stdout) == expected, version
         assert list(where.iterdir()) == []
+
+
+@pytest.mark.network  # build.py fetches its pinned wheels (and uv, into each fresh venv)
+@pytest.mark.slow
+def test_two_checkouts_with_their_own_venvs_build_identical_bytes(tmp_path: Path) -> None:
+    """The Quick start in two folders of different depths, each run by its own fresh venv:
+    nothing of where the builder lives reaches the archive."""
+    tracked = run(["git", "ls-files", "packer", "sample_server", "build.py", "examples"],
+                  cwd=REPO).stdout.split()  # fmt: skip
+    assert "build.py" in tracked
+    built = []
+    for checkout in (tmp_path / "one", tmp_path / "somewhere" / "much" / "deeper" / "two"):
+        for name in tracked:
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, checkout / name)
+        venv = checkout / ".venv"
+        made = run([sys.executable, "-m", "venv", venv], timeout=300)
+        assert made.returncode == 0, made.stderr
+        proc = run([venv / "bin" / "python", "build.py", "-q"], cwd=checkout, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        built.append(checkout / "app.pyz")
+    diff = run(
+        [sys.executable, "-m", "packer", "diff", *built], env=clean_env(PYTHONPATH=str(REPO))
+    )
+    assert (diff.returncode, diff.stdout) == (0, "identical\n"), diff.stdout
+    assert built[0].read_bytes() == built[1].read_bytes()
