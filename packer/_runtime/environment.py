@@ -278,24 +278,98 @@ class _MetadataFinder:
     """Lets ``importlib.metadata`` see distributions bundled in the archive.
 
     Its path-based finder cannot look inside a folder of a zip file, only at a zip's top.
+    Metadata files are read with the archive's importer (one ``pread`` each); a file a
+    distribution lists (``files()``) is a ``zipfile.Path`` on one shared, lazily opened zip.
     """
 
     def __init__(self, archive: str, dists: List[Tuple[str, Tuple[str, str, str]]]) -> None:
         self.archive = archive
-        self.dists = [(_normalize(d[0]), "%s/%s/" % (folder, d[2])) for folder, d in dists]
+        self.dists = [(_normalize(d[0]), folder, d[2]) for folder, d in dists]
+        self._root: Any = None
+        self._found: Optional[List[Any]] = None
 
     def find_spec(self, *args: Any, **kwargs: Any) -> None:
         return None  # finds distributions only, never modules
 
-    def find_distributions(self, context: Any = None) -> Iterator[Any]:
-        import zipfile
-        from importlib.metadata import PathDistribution
+    def root(self) -> Any:
+        """The archive as a ``zipfile.Path``, its table of contents read once."""
+        if self._root is None:
+            import zipfile
 
+            self._root = zipfile.Path(self.archive)
+        return self._root
+
+    def find_distributions(self, context: Any = None) -> Iterator[Any]:
+        if self._found is None:
+            from importlib.metadata import Distribution
+
+            self._found = [_bundled(Distribution, self, *d) for d in self.dists]
+            _hide_from_path_finder(self.archive, sorted({d[1] for d in self.dists}))
         wanted = getattr(context, "name", None)
         wanted = _normalize(wanted) if wanted else None
-        for name, at in self.dists:
-            if wanted is None or name == wanted:
-                yield PathDistribution(zipfile.Path(self.archive, at=at))
+        for dist in self._found:
+            if wanted is None or dist.normalized == wanted:
+                yield dist
 
     def invalidate_caches(self) -> None:
         pass
+
+
+def _hide_from_path_finder(archive: str, folders: List[str]) -> None:
+    """Spare importlib.metadata's own path finder a search of the archive's paths.
+
+    It would read the whole zip's table of contents with zipfile (tens of milliseconds for a
+    large archive) for each of them, to find what this finder already serves. Its per-path
+    object is cached (``FastPath``, Python 3.10+), so one told it has no children is asked no
+    more. The archive's top is left to it when the project itself put a ``.dist-info`` there.
+    """
+    try:
+        from importlib.metadata import FastPath  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    from .importer import toc_names
+
+    roots = [archive + "/" + folder for folder in folders]
+    if not any(name.partition("/")[0].endswith(".dist-info") for name in toc_names(archive)):
+        roots.append(archive)
+    for root in roots:
+        try:
+            fast = FastPath(root)
+            if fast is FastPath(root):  # cached: the hint holds for later searches
+                fast.children = list
+        except Exception:  # a private class of the standard library: never fail for it
+            return
+
+
+_BUNDLED: List[Any] = []
+
+
+def _bundled(base: Any, finder: _MetadataFinder, normalized: str, folder: str, info: str) -> Any:
+    """A bundled distribution, on importlib.metadata's Distribution (imported when asked)."""
+    if not _BUNDLED:
+
+        class BundledDistribution(base):  # type: ignore[misc]
+            def __init__(self, finder: _MetadataFinder, normalized: str, at: str) -> None:
+                self.finder = finder
+                self.normalized = normalized
+                self.at = at
+
+            def read_text(self, filename: str) -> Optional[str]:
+                from .importer import read_member
+
+                try:
+                    data = read_member(self.finder.archive, self.at + filename)
+                except (KeyError, OSError):
+                    return None
+                return data.decode("utf-8")
+
+            def locate_file(self, path: Any) -> Any:
+                folder = self.at.rsplit("/", 2)[0]
+                return self.finder.root().joinpath(folder + "/" + str(path))
+
+            @property
+            def _normalized_name(self) -> str:  # what distributions() tells copies apart by
+                return self.normalized.replace("-", "_")
+
+        _BUNDLED.append(BundledDistribution)
+    return _BUNDLED[0](finder, normalized, "%s/%s/" % (folder, info))

@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, Optional, Tuple
 
-__all__ = ["install", "read_member"]
+__all__ = ["install", "read_member", "toc_names"]
 
 _LOCAL_HEADER = 30
 _UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")
@@ -99,6 +99,12 @@ def read_member(archive: str, name: str) -> bytes:
         return served.read(name)
     with open(os.path.join(archive, *name.split("/")), "rb") as f:
         return f.read()
+
+
+def toc_names(archive: str) -> Iterator[str]:
+    """The member names of a zip this importer serves (none for a folder)."""
+    served = _archives.get(archive)
+    return iter(served.toc) if served is not None else iter(())
 
 
 def _path_hook(path: str) -> _Finder:

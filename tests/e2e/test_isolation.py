@@ -186,3 +186,38 @@ def test_mounting_an_archive_leaves_the_host_path_alone(
     )
     proc = run([host["python"], "-c", code, isolated], env=clean_env())
     assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
+
+
+METADATA = """
+import importlib.metadata as m
+dists = sorted(d.metadata["Name"] for d in m.distributions())
+eps = m.entry_points()
+group = eps.select(group="greet.plugins") if hasattr(eps, "select") else eps["greet.plugins"]
+files = [f for f in m.files("greet") if f.name == "data.txt"]
+print(dists, [e.value for e in group], m.version("Greet"), files[0].read_text().strip(),
+      "Name: greet" in m.distribution("greet").read_text("METADATA"),
+      m.packages_distributions().get("greet") if hasattr(m, "packages_distributions") else None)
+"""
+
+
+def test_importlib_metadata_sees_the_bundle_on_every_python(
+    host: dict[str, Path], tmp_path: Path
+) -> None:
+    from helpers import other_interpreters
+    from wheels import GREET_ENTRY_POINTS
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "greet", "1.0", GREET_FILES, entry_points=GREET_ENTRY_POINTS)
+    src = write_tree(tmp_path / "src", PROBE)
+    app = tmp_path / "meta.pyz"
+    proc = packer_cli("build", src, "-o", app, "-m", "probe.main:main", "--with", "greet",
+                      "--no-index", "--find-links", wheels, "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    pythons = [sys.executable, *(python for python, _ in other_interpreters())]
+    for python in pythons:
+        ran = run([python, app, "-c", METADATA], env=clean_env(PACKER_INTERPRETER="1"))
+        assert ran.returncode == 0, (python, ran.stderr)
+        dists, rest = ran.stdout.split("] ", 1)
+        assert dists == "['greet'", (python, ran.stdout)
+        assert rest.startswith("['greet:hello'] 1.0 greet data True"), (python, ran.stdout)
