@@ -12,9 +12,9 @@ import types
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import Any, NoReturn, Tuple
 
-__all__ = ["call_entry", "run_module_as_main"]
+__all__ = ["call_entry", "main_module", "run_module_as_main"]
 
 
 def call_entry(spec: str) -> NoReturn:
@@ -32,15 +32,28 @@ def run_module_as_main(name: str) -> None:
     Unlike ``runpy.run_module(alter_sys=True)`` this leaves ``sys.argv[0]`` naming the archive,
     which is what a user typed and what programs print in their usage lines.
     """
+    main, code = main_module(name)
+    # multiprocessing's spawn start method re-imports __main__ in children by spec name.
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
+
+
+def main_module(name: str) -> Tuple[types.ModuleType, types.CodeType]:
+    """The ``__main__`` module to run *name* as, and its code; ImportError, saying why, when
+    there is none (what ``python -m`` says in one line)."""
     spec = importlib.util.find_spec(name)
     if spec is None:
-        raise ImportError("No module named %r" % name, name=name)
+        raise ImportError("No module named %s" % name, name=name)
     if spec.submodule_search_locations is not None:
         # A package: run its __main__ submodule, as python -m does.
         name = name + ".__main__"
         spec = importlib.util.find_spec(name)
         if spec is None:
-            raise ImportError("No module named %r" % name, name=name)
+            raise ImportError(
+                "No module named %s; %r is a package and cannot be directly executed"
+                % (name, name[: -len(".__main__")]),
+                name=name,
+            )
     loader = spec.loader
     if loader is None or not hasattr(loader, "get_code"):
         raise ImportError("cannot run %r: its loader has no code" % name, name=name)
@@ -52,6 +65,4 @@ def run_module_as_main(name: str) -> None:
     main.__loader__ = loader
     main.__package__ = spec.parent
     main.__spec__ = spec
-    # multiprocessing's spawn start method re-imports __main__ in children by spec name.
-    sys.modules["__main__"] = main
-    exec(code, main.__dict__)
+    return main, code
