@@ -83,6 +83,8 @@ class BuildResult:
     warnings: tuple[str, ...]
     #: Bundled distributions: (name, version, has native code).
     distributions: tuple[tuple[str, str, bool], ...] = ()
+    #: The pure distributions extracted to the cache at run time: (name, version, why).
+    extracted: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -143,7 +145,8 @@ def build(
         entry=plan.entry_text,
         names=written.names,
         warnings=plan.warnings + written.warnings,
-        distributions=tuple(_distinct(staged)),
+        distributions=tuple((n, v, native) for n, v, native, _ in _distinct(staged)),
+        extracted=tuple((n, v, why) for n, v, _, why in _distinct(staged) if why),
     )
 
 
@@ -277,10 +280,13 @@ def _bytecode_for_targets(
     return kept, warnings
 
 
-def _distinct(staged: Staged | None) -> list[tuple[str, str, bool]]:
+def _distinct(staged: Staged | None) -> list[tuple[str, str, bool, str | None]]:
     """The bundled distributions, each once (a multi-target build has one copy a target of
     those that differ between targets)."""
-    found = [(d.name, d.version, d.native) for d in (staged.distributions if staged else [])]
+    found = [
+        (d.name, d.version, d.native, None if d.native else d.extract)
+        for d in (staged.distributions if staged else [])
+    ]
     return list(dict.fromkeys(found))
 
 

@@ -155,6 +155,8 @@ def build(
                 for name, version, native in result.distributions
             )
             click.echo(f"bundled: {bundled}")
+        for name, version, why in result.extracted:
+            click.echo(f"extracted at run time: {name} {version} ({why})")
 
 
 def _lock_options(function: F) -> F:

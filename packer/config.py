@@ -186,6 +186,22 @@ class Settings:
              "(repeatable): on an interpreter its code does not fit, importing it raises "
              "ImportError instead of the archive refusing to start.",
     )  # fmt: skip
+    extract: tuple[str, ...] = _option(
+        "--extract", kind="multiple", metavar="NAME",
+        help="Run this bundled distribution from the cache, extracted, as native code is "
+             "(repeatable): for code that reads its own files by path in ways the build "
+             "did not see. The build extracts those whose code shows it by itself.",
+    )  # fmt: skip
+    no_extract: tuple[str, ...] = _option(
+        "--no-extract", kind="multiple", metavar="NAME",
+        help="Import this bundled distribution from inside the archive even though its code "
+             "seems to read its own files by path (repeatable).",
+    )  # fmt: skip
+    extract_all: bool = _option(
+        "--extract-all", kind="flag", default=False,
+        help="Run every bundled distribution from the cache, extracted (for programs that "
+             "need a real file tree for everything).",
+    )  # fmt: skip
     find_links: tuple[str, ...] = _option(
         "--find-links", kind="multiple", type="links", metavar="URL|DIR",
         help="Passed to pip (repeatable).",

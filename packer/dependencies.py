@@ -78,11 +78,19 @@ class Distribution:
     prefix: str | None = None
     #: The targets it serves (indexes into Staged.targets); empty: every one.
     targets: tuple[int, ...] = ()
+    #: Why a pure distribution is extracted to the cache, like native code: the evidence
+    #: that it reads its own files by path, or the option that asked. None: it is not.
+    extract: str | None = None
 
     @property
     def native(self) -> bool:
         """Whether it carries native code (which cannot be imported from a zip)."""
         return any(_NATIVE.search(name) or ".libs/" in name for name in self.files)
+
+    @property
+    def extracted(self) -> bool:
+        """Whether it runs from the cache rather than from inside the archive."""
+        return self.extract is not None or self.native
 
 
 @dataclass

@@ -26,6 +26,7 @@ from ._runtime.format import (
     RUNTIME_PACKAGE,
     SITE_PACKAGES,
     STUB_NAME,
+    VARIANTS_FOLDER,
     NativeDist,
     RuntimeConfig,
     Target,
@@ -36,6 +37,7 @@ from .config import Settings
 from .dependencies import Distribution, Staged
 from .entry import EntryPoint, parse_entry
 from .errors import BuildError, EntryPointError, SourceError
+from .evidence import find_evidence
 from .members import MemberJob
 from .pyversion import Clause, parse_requires_python
 from .selection import FileFilter, Selection, SourceFile, select_files
@@ -193,11 +195,47 @@ def make_plan(src: Path | None, out: Path, options: Settings, staged: Staged | N
     requires = options.requires_python
     if requires:
         parse_requires_python(requires)  # refused now, before anything is built
+    _choose_extracted(options, staged)
     runtime = _runtime_config(staged, _optional_native(options, staged))
     runtime.verify = options.verify_on_start
     runtime.inherit_path = options.inherit_path
     runtime.export_path = options.export_path
     return Plan(tuple(files), staged, entry, requires, runtime, tuple(warnings))
+
+
+def _choose_extracted(options: Settings, staged: Staged | None) -> None:
+    """Mark the pure distributions to run from the cache: by the evidence in their code
+    (:mod:`packer.evidence`), overruled by ``--extract``, ``--no-extract``, ``--extract-all``.
+    BuildError for a name no bundled distribution has, or one given both ways."""
+    dists = staged.distributions if staged is not None else []
+    root = staged.root if staged is not None else Path()
+    have = {_normalize(d.name) for d in dists}
+    yes = {_normalize(n): n for n in options.extract or ()}
+    no = {_normalize(n): n for n in options.no_extract or ()}
+    for option, names in (("--extract", yes), ("--no-extract", no)):
+        unknown = sorted(set(names) - have)
+        if unknown:
+            raise BuildError(f"{option} {names[unknown[0]]}: no bundled distribution has that name")
+    both = sorted(set(yes) & set(no))
+    if both:
+        raise BuildError(f"{yes[both[0]]}: given to both --extract and --no-extract")
+    for dist in dists:
+        key = _normalize(dist.name)
+        if dist.native:
+            if key in no:
+                raise BuildError(
+                    f"--no-extract {no[key]}: it has native code, which cannot load from a zip"
+                )
+            continue
+        if key in no:
+            dist.extract = None
+        elif key in yes:
+            dist.extract = "--extract"
+        elif options.extract_all:
+            dist.extract = "--extract-all"
+        else:
+            found = find_evidence(dist.root or root, dist.files)
+            dist.extract = str(found) if found is not None else None
 
 
 def _optional_native(options: Settings, staged: Staged | None) -> frozenset[str]:
@@ -222,9 +260,10 @@ def _runtime_config(staged: Staged | None, optional: frozenset[str] = frozenset(
     config.targets = [
         Target(target.name, target.python, target.platform_tag) for target in staged.targets
     ]
-    shared = [d for d in staged.distributions if not d.native and _folder(d) == SITE_PACKAGES]
-    variants = [d for d in staged.distributions if not d.native and _folder(d) != SITE_PACKAGES]
-    natives = [dist for dist in staged.distributions if dist.native]
+    kept = [d for d in staged.distributions if not d.extracted]
+    shared = [d for d in kept if _folder(d) == SITE_PACKAGES]
+    variants = [d for d in kept if _folder(d) != SITE_PACKAGES]
+    natives = [dist for dist in staged.distributions if dist.extracted]
     if shared or staged.loose:
         config.site = SITE_PACKAGES
         config.dists = [(d.name, d.version, d.dist_info) for d in shared]
@@ -254,9 +293,14 @@ def _runtime_config(staged: Staged | None, optional: frozenset[str] = frozenset(
 
 def _folder(dist: Distribution) -> str:
     """The archive folder a bundled distribution's files go to."""
-    if dist.prefix is not None:
-        return dist.prefix
-    return f"{NATIVE_FOLDER}/{dist.name}-{dist.version}" if dist.native else SITE_PACKAGES
+    own = f"{NATIVE_FOLDER}/{dist.name}-{dist.version}"
+    if dist.prefix is None:
+        return own if dist.extracted else SITE_PACKAGES
+    if dist.extracted and dist.prefix == SITE_PACKAGES:
+        return own  # pure, the same for every target, and extracted all the same
+    if dist.extracted and dist.prefix.startswith(VARIANTS_FOLDER + "/"):
+        return NATIVE_FOLDER + dist.prefix[len(VARIANTS_FOLDER) :]
+    return dist.prefix
 
 
 def _top_level_names(dist: Distribution) -> list[str]:
@@ -325,7 +369,7 @@ def member_jobs(plan: Plan, options: Settings) -> list[MemberJob]:
                 mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
                 compiles = do_compile and rel.endswith(".py")
                 pyc = None
-                if compiles and dist.native:
+                if compiles and dist.extracted:
                     pyc = f"{folder}/{_cached_pyc(rel)}"
                 jobs.append(
                     MemberJob(f"{folder}/{rel}", path, None, mode, compiles, st.st_size, pyc,

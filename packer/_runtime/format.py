@@ -1219,7 +1219,7 @@ class Manifest:
         requires_python: Optional[str],
         created: Optional[str],
         bytecode: Optional[str],
-        distributions: Sequence[Tuple[str, str, bool]],
+        distributions: Sequence[Tuple[str, str, bool, Optional[str]]],
         runtime: RuntimeConfig,
         members: Dict[str, Tuple[str, int]],
         build_id: str = "",
@@ -1232,7 +1232,10 @@ class Manifest:
         self.requires_python = requires_python
         self.created = created
         self.bytecode = bytecode
-        self.distributions = [tuple(d) for d in distributions]
+        #: (name, version, has native code, why it is extracted when it is pure, or None)
+        self.distributions = [
+            (d[0], d[1], d[2], d[3] if len(d) > 3 else None) for d in distributions
+        ]
         self.runtime = runtime
         self.members = members
         self.build_id = build_id
@@ -1250,7 +1253,8 @@ class Manifest:
             "created": self.created,
             "bytecode": self.bytecode,
             "distributions": [
-                {"name": n, "version": v, "native": native} for n, v, native in self.distributions
+                {"name": n, "version": v, "native": native, **({"extracted": why} if why else {})}
+                for n, v, native, why in self.distributions
             ],
             "runtime": self.runtime.to_dict(),
             "members": {
@@ -1303,11 +1307,12 @@ class Manifest:
         dists = []
         for i, item in enumerate(check.items(table.get("distributions", []), "distributions")):
             where = "distributions[%d]" % i
-            item = check.table(item, where, ("name", "version", "native"))
+            item = check.table(item, where, ("name", "version", "native", "extracted"))
             dists.append((
                 check.text(item.get("name"), where + ".name"),
                 check.text(item.get("version"), where + ".version"),
                 check.flag(item.get("native"), where + ".native"),
+                check.text(item.get("extracted"), where + ".extracted", optional=True),
             ))  # fmt: skip
         members_table = table.get("members")
         if not isinstance(members_table, dict):

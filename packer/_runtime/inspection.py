@@ -110,6 +110,7 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
             manifest = archive.manifest()
             if manifest is None:
                 raise ArchiveError("%s: no %s" % (archive.name, MANIFEST_NAME))
+            pure_extracted = {(n, v) for n, v, _, why in manifest.distributions if why}
             result.update(
                 entry_point=manifest.entry[1],
                 requires_python=manifest.requires_python,
@@ -118,10 +119,17 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
                 created=manifest.created,
                 bytecode=manifest.bytecode,
                 distributions=[
-                    {"name": n, "version": v, "native": native}
-                    for n, v, native in manifest.distributions
+                    {"name": n, "version": v, "native": native, "extracted": why}
+                    for n, v, native, why in manifest.distributions
                 ],
-                native=[_native_line(n, manifest.runtime.targets) for n in manifest.runtime.native],
+                native=[
+                    _native_line(n, manifest.runtime.targets)
+                    for n in manifest.runtime.native
+                    if (n.name, n.version) not in pure_extracted
+                ],
+                extracted=[
+                    "%s %s (%s)" % (n, v, why) for n, v, _, why in manifest.distributions if why
+                ],
                 targets=[t.name for t in manifest.runtime.targets],
                 lock=(
                     {"sha256": manifest.lock[0], "pins": manifest.lock[1]}

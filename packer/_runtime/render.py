@@ -86,6 +86,8 @@ def info_lines(data: Dict[str, Any]) -> List[str]:
     else:
         lines.append("distributions: -")
     lines.append("native: %s" % (", ".join(data.get("native") or []) or "-"))
+    for line in data.get("extracted") or []:
+        lines.append("extracted: %s" % line)
     if data.get("targets"):
         lines.append("targets: %s" % ", ".join(data["targets"]))
     if data.get("lock"):

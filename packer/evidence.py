@@ -1,0 +1,217 @@
+"""Whether a distribution's code reads its own files by path, which fails inside a zip.
+
+``open(os.path.join(os.path.dirname(__file__), "base.yml"))``, ``os.walk`` over a template
+folder next to a module, ``Path(__file__).parent.glob("*.json")``: each works in a venv and
+finds nothing (or raises NotADirectoryError) when the module was imported from an archive.
+The builder extracts such a distribution to the cache, as it does native code.
+
+The decision rests on the code, never on a list of package names: a module is evidence when a
+path derived from its ``__file__`` or ``__path__`` (or from a top-level package's, as in
+``django.__path__[0]``) reaches a file-system call, through assignments, function returns and
+names imported from another module of the same distribution. ``pkg_resources``'s
+``resource_filename`` and an egg's ``not-zip-safe`` flag count too. Code under
+``if __name__ == "__main__":`` and test modules do not: they do not run in the application.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Evidence", "find_evidence"]
+
+#: Calls that touch the file system when given a path (by function or method name).
+_PATH_CALLS = frozenset({
+    "open", "listdir", "walk", "scandir", "glob", "iglob", "exists", "isfile", "isdir",
+    "getsize", "copy", "copy2", "copyfile", "copytree", "chdir", "loadtxt", "fromfile",
+    "FileSystemLoader", "load", "parse", "execfile", "run_path",
+})  # fmt: skip
+#: Methods of a path object (pathlib) that touch the file system.
+_PATH_METHODS = frozenset({
+    "open", "read_text", "read_bytes", "iterdir", "glob", "rglob", "exists", "is_file",
+    "is_dir", "stat",
+})  # fmt: skip
+_OWN = frozenset({"__file__", "__path__"})
+_MARKERS = ("__file__", "__path__", "resource_filename")
+_TEST_PARTS = frozenset({"test", "tests", "testing"})
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a distribution must be extracted: the module that shows it, and what it does."""
+
+    module: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.module}: {self.what}"
+
+
+def find_evidence(root: Path, files: Iterable[str]) -> Evidence | None:
+    """The first module of a distribution (its *files*, relative to *root*) that reads the
+    distribution's own files by path; None when none does."""
+    files = sorted(files)
+    for rel in files:
+        if rel.endswith((".egg-info/not-zip-safe", ".dist-info/not-zip-safe")):
+            return Evidence(rel.split("/")[0], "its metadata says it is not zip-safe")
+    tops = frozenset(
+        rel.split("/")[0].removesuffix(".py")
+        for rel in files
+        if not rel.split("/")[0].endswith((".dist-info", ".data", ".egg-info"))
+    )
+    sources = {}
+    for rel in files:
+        if rel.endswith(".py") and not _is_test(rel):
+            try:
+                sources[rel] = (root / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+    exported: set[str] = set()
+    trees = {}
+    for rel, text in sources.items():
+        if not any(marker in text for marker in _MARKERS):
+            continue
+        tree = _parse(text)
+        if tree is None:
+            continue
+        trees[rel] = tree
+        found = _module_evidence(tree, tops, frozenset(), exported)
+        if found:
+            return Evidence(rel, found)
+    if not exported:
+        return None
+    # A path made in one module and used in another: `from .paths import DATA_DIR`.
+    for rel, text in sources.items():
+        if rel in trees or not any(name in text for name in exported):
+            continue
+        tree = _parse(text)
+        found = _module_evidence(tree, tops, frozenset(exported), None) if tree else None
+        if found:
+            return Evidence(rel, found)
+    return None
+
+
+def _is_test(rel: str) -> bool:
+    parts = rel.split("/")
+    name = parts[-1]
+    return bool(_TEST_PARTS & set(parts[:-1])) or name.startswith("test_") or name == "conftest.py"
+
+
+def _parse(text: str) -> ast.Module | None:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    tree.body = [stmt for stmt in tree.body if not _is_main_block(stmt)]
+    return tree
+
+
+def _is_main_block(stmt: ast.stmt) -> bool:
+    test = getattr(stmt, "test", None) if isinstance(stmt, ast.If) else None
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+    )
+
+
+def _used(node: ast.AST, tops: frozenset[str]) -> set[str]:
+    """The names an expression reads: ``NAME``, ``.ATTR`` for attributes (``self.ATTR``),
+    ``()NAME`` for each function or method it calls, and ``__file__`` for a top-level
+    package's ``pkg.__file__`` or ``pkg.__path__``."""
+    found = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            found.add(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            found.add("." + sub.attr)
+            base = sub.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if sub.attr in _OWN and isinstance(base, ast.Name) and base.id in tops:
+                found.add("__file__")
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name:
+                found.add("()" + name)
+    return found
+
+
+def _module_evidence(
+    tree: ast.Module, tops: frozenset[str], imported: frozenset[str], exported: set[str] | None
+) -> str | None:
+    tainted = set(_OWN)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            tainted.update(a.asname or a.name for a in node.names if a.name in imported)
+    flows: list[tuple[set[str], set[str]]] = []  # (names assigned, names read)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if node.value is None:
+                continue
+            assigned = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            assigned |= {
+                "." + n.attr for t in targets for n in ast.walk(t) if isinstance(n, ast.Attribute)
+            }
+            flows.append((assigned, _used(node.value, tops)))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            returned: set[str] = set()
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Return) and sub.value is not None:
+                    returned |= _used(sub.value, tops)
+            flows.append(({"()" + node.name}, returned))
+        elif isinstance(node, ast.For):
+            flows.append((_names_in(node.target), _used(node.iter, tops)))
+        elif isinstance(node, ast.With):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    flows.append((_names_in(item.optional_vars), _used(item.context_expr, tops)))
+    changed = True
+    while changed:
+        changed = False
+        for assigned, read in flows:
+            if read & tainted and not assigned <= tainted:
+                tainted |= assigned
+                changed = True
+    if exported is not None:
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Assign):
+                exported.update(
+                    t.id for t in stmt.targets if isinstance(t, ast.Name) and t.id in tainted
+                )
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "resource_filename":
+            return "pkg_resources.resource_filename()"
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        args = [*node.args, *(k.value for k in node.keywords)]
+        read = set().union(*(_used(a, tops) for a in args)) if args else set()
+        given = bool(read & tainted)
+        if isinstance(func, ast.Name) and func.id in _PATH_CALLS and given:
+            return f"{func.id}() on a path made from __file__ or __path__"
+        if isinstance(func, ast.Attribute):
+            if func.attr in _PATH_CALLS and given:
+                return f"{_dotted(func)}() on a path made from __file__ or __path__"
+            if func.attr in _PATH_METHODS and _used(func.value, tops) & tainted:
+                return f".{func.attr}() on a path made from __file__ or __path__"
+    return None
+
+
+def _names_in(target: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+
+
+def _dotted(node: ast.Attribute) -> str:
+    parts = [node.attr]
+    base = node.value
+    while isinstance(base, ast.Attribute):
+        parts.append(base.attr)
+        base = base.value
+    if isinstance(base, ast.Name):
+        parts.append(base.id)
+    return ".".join(reversed(parts))
