@@ -277,6 +277,39 @@ def convert(archive: Path, to: str, output: Path, python: str | None, limits: Li
 
 
 @main.command()
+@click.argument("archive", type=_ARCHIVE)
+@click.option("--to", "output", type=click.Path(path_type=Path), required=True, metavar="ZIP",
+              help="The library zip to write.")  # fmt: skip
+@click.option("--leave-out", multiple=True, metavar="NAME",
+              help="Leave out this bundled distribution with native code (repeatable); "
+                   "without it, any refuses the export.")  # fmt: skip
+@_limit_options
+def export(archive: Path, output: Path, leave_out: tuple[str, ...], limits: Limits) -> None:
+    """Write ARCHIVE's Python code as a plain library zip, for engines that put a zip on
+    their workers' sys.path (spark-submit --py-files, Dask's upload_file): the project's
+    modules and the bundled pure distributions with their .dist-info at its top, no stub,
+    no __main__.py, no packer runtime."""
+    from .export import export as export_archive
+
+    with _errors():
+        done = export_archive(archive, output, leave_out, limits)
+    for name, why in done.by_path:
+        click.echo(
+            f"packer: warning: {name} reads its own files by path ({why}), which can fail "
+            "from a zip",
+            err=True,
+        )
+    for name in done.pth:
+        click.echo(
+            f"packer: warning: {name} is not read from a zip on sys.path: the paths it adds "
+            "are not importable from the export",
+            err=True,
+        )
+    left = f", left out {', '.join(done.left_out)}" if done.left_out else ""
+    click.echo(f"wrote {done.path} ({done.members} members{left})")
+
+
+@main.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, metavar="NAME",
               help="Private key to NAME (mode 0600), public key to NAME.pub.")  # fmt: skip
 def keygen(output: Path) -> None:

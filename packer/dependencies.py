@@ -182,9 +182,9 @@ def run_uv(
 
 def settle(target: Path) -> None:
     """Take out of an install in *target* what depends on where the build runs: installers'
-    traces (:func:`forget_origin`) and the scripts they wrote into ``bin/``, whose first line
-    names the building interpreter (they cannot run from an archive anyway), with their
-    lines in RECORD."""
+    traces (:func:`forget_origin`, uv's lock file) and the scripts they wrote into ``bin/``,
+    whose first line names the building interpreter (they cannot run from an archive
+    anyway), with their lines in RECORD."""
     scripts = target / "bin"
     drop = scripts.is_dir() and not (scripts / "__init__.py").exists()
     for info in sorted(target.glob("*.dist-info")):
@@ -198,6 +198,9 @@ def settle(target: Path) -> None:
                 record.write_text("".join(kept), encoding="utf-8")
     if drop:
         shutil.rmtree(scripts)
+    lock = target / ".lock"  # uv's, held while it installs
+    if lock.is_file() and lock.stat().st_size == 0:
+        lock.unlink()
 
 
 #: What installers write into a .dist-info about where and when it was installed from: the
