@@ -222,6 +222,12 @@ class Settings:
         help="The archive checks its digest (and, with --sign-key, its signature) before "
              "running anything.",
     )  # fmt: skip
+    interpreter: bool = _option(
+        "--interpreter", kind="flag", default=False,
+        help="No entry point: the archive runs as a Python in its own environment (-c CODE, "
+             "-m MODULE, a script, a REPL), as PACKER_INTERPRETER=1 makes any archive do; "
+             "for cluster workers and tools run with the archive's packages.",
+    )  # fmt: skip
     inherit_path: bool = _option(
         "--inherit-path", kind="flag", default=False,
         help="Let the archive import what is installed beside the interpreter running it "

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 from .errors import EntryPointError
 
-__all__ = ["EntryPoint", "parse_entry"]
+__all__ = ["INTERPRETER", "EntryPoint", "parse_entry"]
 
 CALLABLE = "callable"
 MODULE = "module"
+#: No entry point: the archive is a Python in its own environment (--interpreter).
+INTERPRETER = "interpreter"
 
 
 @dataclass(frozen=True)

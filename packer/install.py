@@ -109,7 +109,12 @@ def stage(
         staged = scan(staging)
         if wheel is not None:
             own = settle(staged, wheel, options.extras)
-    if own is not None and options.entry is None and options.console_script is None:
+    if (
+        own is not None
+        and options.entry is None
+        and options.console_script is None
+        and not (options.interpreter)
+    ):
         options = dataclasses.replace(options, console_script=project_entry(own))
     return staged, options
 

@@ -35,7 +35,7 @@ from ._runtime.format import (
 from ._runtime.gate import python_supported
 from .config import Settings
 from .dependencies import Distribution, Staged
-from .entry import EntryPoint, parse_entry
+from .entry import INTERPRETER, EntryPoint, parse_entry
 from .errors import BuildError, EntryPointError, SourceError
 from .evidence import find_evidence
 from .members import MemberJob
@@ -177,7 +177,14 @@ def make_plan(src: Path | None, out: Path, options: Settings, staged: Staged | N
                 f"it{listed}"
             )
         spec = target.split("[")[0].strip()  # drop any [extras]
-    if spec is not None:
+    if options.interpreter:
+        if spec is not None:
+            raise EntryPointError(
+                f"--interpreter builds an archive without an entry point; drop the entry "
+                f"point ({spec})"
+            )
+        entry = EntryPoint(INTERPRETER, "")
+    elif spec is not None:
         if has_main:
             raise EntryPointError(
                 f"{src / STUB_NAME if src else STUB_NAME} exists and an entry point ({spec}) "

@@ -61,7 +61,7 @@ def main(
     except ArchiveError as error:
         sys.exit(str(error))
     export_path([archive, *env.paths], settings.export_path)
-    if os.environ.get("PACKER_INTERPRETER", "") not in ("", "0"):
+    if entry_kind == "interpreter" or os.environ.get("PACKER_INTERPRETER", "") not in ("", "0"):
         from .interpreter import run_interpreter
 
         run_interpreter(archive, sys.argv[1:])

@@ -850,7 +850,7 @@ _MAX_MANIFEST = 256 << 20
 #: Room per member in the manifest: its name (at most 4,096 bytes), hash, size and quoting.
 _MANIFEST_PER_MEMBER = 4096 + 256
 _MAX_TEXT = 4096
-_ENTRY_KINDS = ("callable", "module")
+_ENTRY_KINDS = ("callable", "module", "interpreter")
 
 
 class _Check:

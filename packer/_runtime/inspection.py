@@ -112,7 +112,11 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
                 raise ArchiveError("%s: no %s" % (archive.name, MANIFEST_NAME))
             pure_extracted = {(n, v) for n, v, _, why in manifest.distributions if why}
             result.update(
-                entry_point=manifest.entry[1],
+                entry_point=(
+                    manifest.entry[1]
+                    if manifest.entry[0] != "interpreter"
+                    else "none: a Python in the archive's environment (--interpreter)"
+                ),
                 requires_python=manifest.requires_python,
                 packer_version=manifest.packer_version,
                 build_id=manifest.build_id,

@@ -133,3 +133,28 @@ def test_without_the_variable_the_application_runs(app: Path) -> None:
     ran = run([app, "-c", "print(1)"], env=clean_env())
     assert ran.stdout == "the application ran\n"
     assert os.access(app, os.X_OK)
+
+
+def test_an_archive_built_as_an_interpreter_needs_no_variable(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "greet", "1.0", GREET_FILES)
+    src = write_tree(tmp_path / "src", APP)
+    out = tmp_path / "env.pyz"
+    proc = packer_cli("build", src, "-o", out, "--interpreter", "--with", "greet",
+                      "--no-index", "--find-links", wheels, "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    ran = run([out, "-m", "tool.echo", "x"], env=clean_env())
+    assert (ran.returncode, ran.stdout) == (0, "echo ['x']\n"), ran.stderr
+    ran = subprocess.run([str(out)], input="import greet; print(greet.hello())\n", text=True,
+                         capture_output=True, env=clean_env(), check=False)  # fmt: skip
+    assert ran.stdout == "hello from greet\n"
+    info = packer_cli("info", out).stdout
+    assert "entry point: none: a Python in the archive's environment (--interpreter)" in info
+    refused = packer_cli("build", src, "-o", tmp_path / "no.pyz", "--interpreter",
+                         "-m", "tool.cli:main")  # fmt: skip
+    assert refused.returncode == 1 and refused.stderr == (
+        "packer: --interpreter builds an archive without an entry point; drop the entry point "
+        "(tool.cli:main)\n"
+    )
+    assert not (tmp_path / "no.pyz").exists()
