@@ -33,6 +33,11 @@ _PATH_METHODS = frozenset({
     "open", "read_text", "read_bytes", "iterdir", "glob", "rglob", "exists", "is_file",
     "is_dir", "stat",
 })  # fmt: skip
+#: Calls whose result is a yes or no, never a path.
+_PREDICATES = frozenset({
+    "exists", "isfile", "isdir", "islink", "is_file", "is_dir", "is_relative_to", "startswith",
+    "endswith", "samefile", "isinstance", "hasattr", "bool", "len",
+})  # fmt: skip
 _OWN = frozenset({"__file__", "__path__"})
 _MARKERS = ("__file__", "__path__", "resource_filename")
 _TEST_PARTS = frozenset({"test", "tests", "testing"})
@@ -118,11 +123,20 @@ def _is_main_block(stmt: ast.stmt) -> bool:
 
 
 def _used(node: ast.AST, tops: frozenset[str]) -> set[str]:
-    """The names an expression reads: ``NAME``, ``.ATTR`` for attributes (``self.ATTR``),
-    ``()NAME`` for each function or method it calls, and ``__file__`` for a top-level
-    package's ``pkg.__file__`` or ``pkg.__path__``."""
-    found = set()
-    for sub in ast.walk(node):
+    """The names an expression's value can carry: ``NAME``, ``.ATTR`` for attributes
+    (``self.ATTR``), ``()NAME`` for each function or method it calls, and ``__file__`` for a
+    top-level package's ``pkg.__file__`` or ``pkg.__path__``. A condition is not the value:
+    the test of ``a if test else b``, a comparison, and a call that answers yes or no
+    (``p.is_relative_to(...)``) carry no path."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        sub = stack.pop()
+        if isinstance(sub, ast.Compare):
+            continue
+        if isinstance(sub, ast.IfExp):
+            stack += [sub.body, sub.orelse]
+            continue
         if isinstance(sub, ast.Name):
             found.add(sub.id)
         elif isinstance(sub, ast.Attribute):
@@ -132,11 +146,14 @@ def _used(node: ast.AST, tops: frozenset[str]) -> set[str]:
                 base = base.value
             if sub.attr in _OWN and isinstance(base, ast.Name) and base.id in tops:
                 found.add("__file__")
-        if isinstance(sub, ast.Call):
+        elif isinstance(sub, ast.Call):
             func = sub.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name in _PREDICATES:
+                continue
             if name:
                 found.add("()" + name)
+        stack.extend(ast.iter_child_nodes(sub))
     return found
 
 

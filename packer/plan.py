@@ -141,6 +141,14 @@ def make_plan(src: Path | None, out: Path, options: Settings, staged: Staged | N
         selection = _select(src, out, options)
         files = selection.files
         warnings += selection.warnings
+        found = find_evidence(src, [f.name for f in files if f.name.endswith(".py")])
+        if found is not None:
+            # A folder's files are the archive's own top level: nothing to extract them as.
+            warnings.append(
+                f"{found}: read this way, inside the archive it finds nothing; read package "
+                "files with importlib.resources, or build the folder as a project "
+                "(pyproject.toml), whose code is then extracted at run time"
+            )
     by_name = {item.name: item.path for item in files}
     if staged is not None:
         for dist in staged.distributions:

@@ -126,3 +126,21 @@ def test_bad_names_are_one_line_and_write_nothing(
     out, proc = build(tmp_path, wheels, *args)
     assert proc.returncode != 0 and proc.stderr == message + "\n"
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_a_folder_that_reads_its_own_files_by_path_is_warned_about(tmp_path: Path) -> None:
+    files = {
+        "tool/__init__.py": BYPATH["bypath/__init__.py"],
+        "tool/table.txt": "t\n",
+        "tool/cli.py": "def main():\n    from tool import table\n    print(table())\n",
+    }
+    src = write_tree(tmp_path / "src", files)
+    out = tmp_path / "tool.pyz"
+    proc = packer_cli("build", src, "-o", out, "-m", "tool.cli:main", "-q")
+    assert proc.returncode == 0 and out.exists()
+    assert proc.stderr == (
+        "packer: warning: tool/__init__.py: open() on a path made from __file__ or __path__: "
+        "read this way, inside the archive it finds nothing; read package files with "
+        "importlib.resources, or build the folder as a project (pyproject.toml), whose code is "
+        "then extracted at run time\n"
+    )

@@ -63,6 +63,15 @@ import logging
 log = logging.getLogger(__file__)
 print("loaded from", __file__)
 """,
+    "a condition about __file__": """
+import sys
+from pathlib import Path
+def this_program():
+    program = Path(sys.argv[0]).resolve()
+    if not (program / "__main__.py").is_file():
+        return None
+    return program if Path(__file__).resolve().is_relative_to(program) else None
+""",
     "only when run as a script": """
 import os
 if __name__ == "__main__":
