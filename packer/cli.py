@@ -283,8 +283,13 @@ def convert(archive: Path, to: str, output: Path, python: str | None, limits: Li
 @click.option("--leave-out", multiple=True, metavar="NAME",
               help="Leave out this bundled distribution with native code (repeatable); "
                    "without it, any refuses the export.")  # fmt: skip
+@click.option("--target", metavar="NAME",
+              help="Of a multi-target archive: the target to export (a name packer info "
+                   "lists, or its Python version, e.g. 3.12).")  # fmt: skip
 @_limit_options
-def export(archive: Path, output: Path, leave_out: tuple[str, ...], limits: Limits) -> None:
+def export(
+    archive: Path, output: Path, leave_out: tuple[str, ...], target: str | None, limits: Limits
+) -> None:
     """Write ARCHIVE's Python code as a plain library zip, for engines that put a zip on
     their workers' sys.path (spark-submit --py-files, Dask's upload_file): the project's
     modules and the bundled pure distributions with their .dist-info at its top, no stub,
@@ -292,7 +297,7 @@ def export(archive: Path, output: Path, leave_out: tuple[str, ...], limits: Limi
     from .export import export as export_archive
 
     with _errors():
-        done = export_archive(archive, output, leave_out, limits)
+        done = export_archive(archive, output, leave_out, limits, target)
     for name, why in done.by_path:
         click.echo(
             f"packer: warning: {name} reads its own files by path ({why}), which can fail "

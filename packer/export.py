@@ -26,8 +26,10 @@ from ._runtime.format import (
     RESERVED_PREFIXES,
     SITE_PACKAGES,
     STUB_NAME,
+    VARIANTS_FOLDER,
     Entry,
     Limits,
+    Target,
     open_archive,
 )
 from ._runtime.inspection import refuse_damaged
@@ -57,8 +59,10 @@ def export(
     output: str | os.PathLike[str],
     leave_out: Sequence[str] = (),
     limits: Limits | None = None,
+    target: str | None = None,
 ) -> Exported:
-    """Write the library zip of packer archive *source* at *output*."""
+    """Write the library zip of packer archive *source* at *output*; of a multi-target
+    archive, for one of its *target* names (``3.12`` when one target has that Python)."""
     src = Path(source)
     out = Path(os.path.abspath(output))
     if not out.parent.is_dir():
@@ -73,21 +77,19 @@ def export(
         if manifest is None:
             raise BuildError(f"{src.name}: not a packer archive; only those can be exported")
         runtime = manifest.runtime
-        if runtime.variants:
-            raise BuildError(
-                f"{src.name}: a multi-target archive whose targets bundle different pure "
-                "distributions has no one library to export; build it for one target"
-            )
+        chosen_target = _chosen_target(src.name, runtime.targets, target)
+        variants = [v for v in runtime.variants if chosen_target in v.targets]
+        natives = [d for d in runtime.native if not d.targets or chosen_target in d.targets]
         pure_extracted = {(n, v): why for n, v, _, why in manifest.distributions if why}
         given = {_normalize(name): name for name in leave_out}
-        known = {_normalize(d.name) for d in runtime.native}
+        known = {_normalize(d.name) for d in natives}
         unknown = sorted(set(given) - known)
         if unknown:
             raise BuildError(
                 f"--leave-out {given[unknown[0]]}: {src.name} bundles no native or extracted "
                 "distribution of that name"
             )
-        native = [d for d in runtime.native if (d.name, d.version) not in pure_extracted]
+        native = [d for d in natives if (d.name, d.version) not in pure_extracted]
         refused = [d for d in native if _normalize(d.name) not in given]
         if refused:
             listed = ", ".join(f"{d.name} {d.version}" for d in refused)
@@ -96,9 +98,9 @@ def export(
                 f"{src.name}: native code cannot be imported from a zip: {listed} "
                 f"(leave {'it' if len(refused) == 1 else 'them'} out with {flags})"
             )
-        kept_prefixes = [
-            d.prefix for d in runtime.native if _normalize(d.name) not in given
-        ]  # pure ones the archive extracts: they go in the zip too
+        # Pure ones the archive extracts go in the zip too, and the chosen target's variants.
+        kept_prefixes = [d.prefix for d in natives if _normalize(d.name) not in given]
+        kept_prefixes += [v.folder + "/" for v in variants]
         chosen: list[tuple[str, Entry]] = []
         for entry in archive.entries:
             if entry.is_dir or entry.is_link:
@@ -123,9 +125,29 @@ def export(
         (f"{n} {v}", why) for (n, v), why in sorted(pure_extracted.items())
         if _normalize(n) not in given
     )  # fmt: skip
-    left = sorted({d.name for d in runtime.native if _normalize(d.name) in given})
+    left = sorted({d.name for d in natives if _normalize(d.name) in given})
     pth = tuple(runtime.pth)
     return Exported(out, len(chosen), tuple(left), by_path, pth)
+
+
+def _chosen_target(name: str, targets: Sequence[Target], wanted: str | None) -> int | None:
+    """The index of the target to export: None for a single-target archive."""
+    if not targets:
+        if wanted is not None:
+            raise BuildError(f"--target {wanted}: {name} is not a multi-target archive")
+        return None
+    names = ", ".join(t.name for t in targets)
+    if wanted is None:
+        raise BuildError(
+            f"{name}: a multi-target archive bundles something else for each target: give "
+            f"--target (one of {names})"
+        )
+    exact = [i for i, t in enumerate(targets) if t.name == wanted]
+    by_python = [i for i, t in enumerate(targets) if f"{t.python[0]}.{t.python[1]}" == wanted]
+    found = exact or (by_python if len(by_python) == 1 else [])
+    if not found:
+        raise BuildError(f"--target {wanted}: {name} has no such target (it has {names})")
+    return found[0]
 
 
 def _exported_name(name: str, kept_prefixes: Sequence[str]) -> str | None:
@@ -135,8 +157,8 @@ def _exported_name(name: str, kept_prefixes: Sequence[str]) -> str | None:
     for prefix in kept_prefixes:
         if name.startswith(prefix):
             return name[len(prefix) :]
-    if name.startswith(NATIVE_FOLDER + "/"):
-        return None  # left out
+    if name.startswith((NATIVE_FOLDER + "/", VARIANTS_FOLDER + "/")):
+        return None  # left out, or another target's
     if name in (STUB_NAME, STUB_NAME + "c", APP_MAIN_MODULE + ".py", APP_MAIN_MODULE + ".pyc"):
         return None
     if name.startswith(RESERVED_PREFIXES):

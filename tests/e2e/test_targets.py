@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,22 @@ def test_foreign_platforms_build_here_and_are_refused_here(tmp_path: Path) -> No
 def test_a_multi_target_build_is_reproducible(tmp_path: Path, four: Path) -> None:
     again = _build(tmp_path, "four.pyz", *TARGETS)
     assert again.read_bytes() == four.read_bytes()
+
+
+def test_a_multi_target_archive_exports_one_target(tmp_path: Path, four: Path) -> None:
+    code, _, err = cli("export", four, "--to", tmp_path / "lib.zip", "--leave-out", "msgpack")
+    assert code == 1 and "give --target (one of cp310-" in err and "\n" not in err.strip()
+    listed = {}
+    for target in ("3.10", "3.13"):
+        out = tmp_path / f"lib-{target}.zip"
+        code, _, err = cli("export", four, "--to", out, "--leave-out", "msgpack",
+                           "--target", target)  # fmt: skip
+        assert code == 0, err
+        with zipfile.ZipFile(out) as zf:
+            listed[target] = {name.split("/")[0] for name in zf.namelist()}
+    # The 3.10 target's own pure distributions (its backports), and not the other's.
+    assert {"exceptiongroup", "tomli"} <= listed["3.10"]
+    assert not {"exceptiongroup", "tomli"} & listed["3.13"]
+    assert "probe.py" in listed["3.13"] and not any(n.startswith("msgpack") for n in listed["3.13"])
+    code, _, err = cli("export", four, "--to", tmp_path / "x.zip", "--target", "3.9")
+    assert code == 1 and "--target 3.9: four.pyz has no such target" in err
