@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .canonical import canonical
 from .errors import SourceError
 from .pyccache import PycCache, default_cache
 
@@ -80,7 +81,8 @@ def bytecode(name: str, source: bytes) -> bytes | None:
     Hash-based, so no timestamp goes in; unchecked, so zipimport trusts it without reading the
     source. The code object's file name is the member name, which is what tracebacks show.
     Compiling holds a lock: marshal's output can depend on reference counts, which a
-    concurrent compile in another thread of this process could change.
+    concurrent compile in another thread of this process could change; :func:`canonical`
+    then takes out what the rest of the process could have changed.
     """
     cache = _pyc_cache()
     if cache is not None:
@@ -92,7 +94,7 @@ def bytecode(name: str, source: bytes) -> bytes | None:
             code = compile(source, name, "exec", dont_inherit=True, optimize=0)
         except (SyntaxError, ValueError):
             return None
-        body = marshal.dumps(code)
+        body = canonical(marshal.dumps(code))
     flags = (0b01).to_bytes(4, "little")
     pyc = importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + body
     if cache is not None:

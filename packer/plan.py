@@ -407,19 +407,37 @@ def member_jobs(plan: Plan, options: Settings) -> list[MemberJob]:
 
 
 def folder_entries(names: Iterable[str]) -> list[str]:
-    """The folder entries worth writing: folders that hold no ``__init__.py``.
+    """The folder entries worth writing: folders that could be a namespace package.
 
-    zipimport on Python 3.9-3.12 finds a namespace package only through its folder entry;
-    a regular package is found through its ``__init__.py``, so its entry would be dead weight
-    (and zip entries are a budget: 65,535 at most where zip64 cannot be read).
+    zipimport on Python 3.9-3.12 finds a namespace package only through its folder entry; a
+    regular package is found through its ``__init__.py``, a folder with no Python below it is
+    no package at all (``importlib.resources`` reads data folders without entries), and what
+    is extracted to the cache is never imported from the zip. Each entry would be dead
+    weight: zipimport reads every entry of the archive at every start (about 3 µs each), and
+    entries are a budget (65,535 at most where zip64 cannot be read).
     """
     present = set(names)
-    folders = {
-        "/".join(parts[: i + 1]) + "/"
-        for parts in (name.split("/") for name in present)
-        for i in range(len(parts) - 1)
-    }
+    folders: set[str] = set()
+    for name in present:
+        if not name.endswith((".py", ".pyc")) or name.startswith(NATIVE_FOLDER + "/"):
+            continue
+        root = _path_entry(name)
+        if root is None:
+            continue  # packer's own folders: not on sys.path
+        parts = name[len(root) :].split("/")
+        folders.update(root + "/".join(parts[: i + 1]) + "/" for i in range(len(parts) - 1))
     return sorted(f for f in folders if f + "__init__.py" not in present)
+
+
+def _path_entry(name: str) -> str | None:
+    """The ``sys.path`` entry of the archive that member *name* is imported through, as a
+    prefix of names (``""`` for the archive's top); None when it is on no path entry."""
+    if name.startswith(SITE_PACKAGES + "/"):
+        return SITE_PACKAGES + "/"
+    if name.startswith(VARIANTS_FOLDER + "/"):
+        folder = name[len(VARIANTS_FOLDER) + 1 :].partition("/")[0]
+        return f"{VARIANTS_FOLDER}/{folder}/"
+    return None if name.startswith("_packer/") else ""
 
 
 def planned_names(jobs: list[MemberJob]) -> list[str]:

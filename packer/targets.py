@@ -208,6 +208,15 @@ def _common_loose(staged: Sequence[Staged]) -> list[str]:
 #: Run by another target's interpreter (3.9 and newer): compile the sources it is given, on
 #: standard input as JSON [[member name, source path, output path], ...], into unchecked
 #: hash-based .pyc files (PEP 552), as the building interpreter does for its own.
+def _canonical_source() -> str:
+    """packer.canonical's code, for the target interpreter to run before _COMPILE."""
+    import inspect
+
+    from . import canonical as module
+
+    return inspect.getsource(module) + "\n"
+
+
 _COMPILE = """
 import importlib.util, json, marshal, os, sys
 failed = []
@@ -220,7 +229,7 @@ for name, source, out in json.load(sys.stdin):
         failed.append(name)
         continue
     body = importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little")
-    body += importlib.util.source_hash(data) + marshal.dumps(code)
+    body += importlib.util.source_hash(data) + canonical(marshal.dumps(code))
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "wb") as fp:
         fp.write(body)
@@ -312,7 +321,7 @@ def _compile_with(interpreter: str, jobs: list[list[str]], workers: int) -> set[
     env["PYTHONHASHSEED"] = "0"
     procs = [
         subprocess.Popen(
-            [interpreter, "-s", "-c", _COMPILE],
+            [interpreter, "-s", "-c", _canonical_source() + _COMPILE],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

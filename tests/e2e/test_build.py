@@ -24,6 +24,7 @@ APP = {
     "pkg/__init__.py": "",
     "pkg/cli.py": "import sys\n\ndef main():\n    print('hi', *sys.argv[1:])\n    return 0\n",
     "pkg/data/table.txt": "one\ntwo\n",
+    "nspkg/part.py": "PART = 1\n",
     "tool.sh": "#!/bin/sh\necho tool\n",
 }
 
@@ -48,11 +49,13 @@ def test_build_packs_project_files_runtime_stub_and_manifest(
         "pkg/cli.pyc",
         "pkg/data/table.txt",
         "tool.sh",
-        "pkg/data/",
+        "nspkg/",
     ):
         assert expected in names
-    # A package is found through its __init__.py: its folder entry would be dead weight.
-    assert "pkg/" not in names and "_packer_runtime/" not in names
+    # A package is found through its __init__.py, and a folder with no Python below it is no
+    # package: their folder entries would be dead weight. A namespace package needs its own.
+    assert "pkg/" not in names and "_packer_runtime/" not in names and "pkg/data/" not in names
+    assert "_packer/" not in names
     assert names == sorted(names), "central directory is sorted"
     assert len(names) == len(set(names))
     assert result.members == len([n for n in names if not n.endswith("/")])
@@ -155,7 +158,7 @@ def test_permissions_and_timestamps_are_normalised(
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     assert modes["tool.sh"] == stat.S_IFREG | 0o755
     assert modes["pkg/cli.py"] == stat.S_IFREG | 0o644
-    assert modes["pkg/data/"] == stat.S_IFDIR | 0o755
+    assert modes["nspkg/"] == stat.S_IFDIR | 0o755
 
 
 def test_source_date_epoch_sets_the_recorded_time(
