@@ -70,6 +70,8 @@ def _options(name: str, args: List[str]) -> Tuple[List[str], bool, List[str], Li
         if args[0][1] in "cm":
             break  # -c CODE, -m MODULE: what to run
         option = args.pop(0)
+        if option.startswith("--"):  # --version is above; python has no other long option
+            sys.exit("%s: unknown option %s\n%s" % (name, option, _USAGE % name))
         letters = option[1:]
         while letters:
             letter, letters = letters[0], letters[1:]

@@ -101,6 +101,8 @@ def test_the_interpreters_own_flags(app: Path) -> None:
     ("args", "message"),
     [
         (["-Z"], "app.pyz: unknown option -Z"),
+        (["--bogus", "-c", "print(1)"], "app.pyz: unknown option --bogus"),
+        (["-uZ"], "app.pyz: unknown option -Z"),
         (["-c"], "app.pyz: -c needs an argument"),
         (["-m"], "app.pyz: -m needs a module name"),
         (["-m", "nothere"], "app.pyz: No module named nothere"),
