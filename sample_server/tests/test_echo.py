@@ -186,6 +186,7 @@ def test_stale_pid_file_does_not_block_a_start(tmp_path: Path) -> None:
         kill_everything(second)
 
 
+@pytest.mark.slow  # seconds of waiting on purpose: CI and `pytest --all` run it
 def test_graceful_stop_echoes_what_was_received(tmp_path: Path) -> None:
     running = start(tmp_path, "--workers", "1")
     try:
@@ -340,6 +341,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow  # seconds of waiting on purpose: CI and `pytest --all` run it
 def test_out_of_descriptors_backs_off_and_recovers(tmp_path: Path) -> None:
     # On every event loop this interpreter has (uvloop only where its wheel fits).
     for loop in ["asyncio", *([] if uvloop_problem() else ["uvloop"])]:
