@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.parser
+import functools
 import os
 import re
 import shutil
@@ -145,8 +146,13 @@ def _shown(requirements: Sequence[Path], specs: Sequence[str]) -> str:
     return ", ".join(shown)
 
 
+@functools.cache
 def uv_binary() -> str:
-    """uv's executable, as its Python package finds it; BuildError if it is not installed."""
+    """uv's executable, as its Python package finds it; BuildError if it is not installed.
+
+    Looked up once: the lookup reads ``sysconfig``, whose first use is not thread-safe (the
+    targets are installed from several threads).
+    """
     try:
         from uv import find_uv_bin
     except ImportError:

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from . import config as config_module
 from ._runtime.gate import python_supported
 from .config import Settings
-from .dependencies import PipOptions, Staged, scan
+from .dependencies import PipOptions, Staged, scan, uv_binary
 from .errors import BuildError, ConfigError, SourceError
 from .lock import LockInfo, read_lock, write_lock
 from .plan import is_output
@@ -92,12 +93,20 @@ def stage(
     steps = install_steps(options, specs, request.pip, request.lock)
     if request.targets:
         staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="packer-deps-")))
-        each = []
-        for index, target in enumerate(request.targets):
-            root = staging / str(index)
-            root.mkdir()
+        roots = [staging / str(index) for index in range(len(request.targets))]
+
+        def install_one(index: int) -> None:
+            roots[index].mkdir()
             for files, wanted, how in steps:
-                install_for(target, files, wanted, how, root)
+                install_for(request.targets[index], files, wanted, how, roots[index])
+
+        # One uv at a time leaves most of the wait to the network and the disk: the targets
+        # are installed side by side, and the first failure (in target order) is reported.
+        uv_binary()  # found before the threads start: the lookup is not thread-safe
+        with ThreadPoolExecutor(max_workers=min(4, len(roots))) as pool:
+            list(pool.map(install_one, range(len(roots))))
+        each = []
+        for root in roots:
             each.append(scan(root))
             if wheel is not None:
                 own = settle(each[-1], wheel, options.extras)

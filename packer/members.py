@@ -5,25 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import importlib.util
 import marshal
 import os
 import signal
 import sys
 import threading
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .buildcache import HERE, MIN_PAYLOAD, BuildCache, default_cache
 from .canonical import canonical
 from .errors import SourceError
-from .pyccache import PycCache, default_cache
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-from .zipwriter import FILE_MODE, Member, prepare
+from .zipwriter import FILE_MODE, Member, assemble, deflate, prepare
 
 __all__ = ["MemberJob", "produce_members"]
 
@@ -64,12 +66,36 @@ def produce(job: MemberJob, level: int | None) -> list[Member]:
             data = job.path.read_bytes()
         except OSError as exc:
             raise SourceError(f"{job.path}: cannot read: {exc.strerror}") from None
-    members = [prepare(job.name, data, job.mode, level)]
+    members = [_prepare(job.name, data, job.mode, level)]
     if job.compile:
         pyc = bytecode(job.name, data)
         if pyc is not None:
-            members.append(prepare(job.pyc_name or job.name + "c", pyc, FILE_MODE, level))
+            members.append(_prepare(job.pyc_name or job.name + "c", pyc, FILE_MODE, level))
     return members
+
+
+def _prepare(name: str, data: bytes, mode: int, level: int | None) -> Member:
+    """:func:`prepare`, with the deflate stream from the build cache when it has it.
+
+    A cached stream is used only when it inflates to *data* again: inflating is several
+    times cheaper than deflating, and no entry can then put other bytes in an archive.
+    """
+    cache = _build_cache()
+    if cache is None or level is None or len(data) < MIN_PAYLOAD:
+        return prepare(name, data, mode, level)
+    digest = hashlib.sha256(data).hexdigest()
+    packed = cache.get_payload(digest, level)
+    if packed is not None:
+        try:
+            fits = zlib.decompress(packed, -15) == data
+        except zlib.error:
+            fits = False
+        if not fits:
+            packed = None
+    if packed is None:
+        packed = deflate(data, level)
+        cache.put_payload(digest, level, packed)
+    return assemble(name, data, mode, digest, packed)
 
 
 _compile_lock = threading.Lock()
@@ -84,9 +110,9 @@ def bytecode(name: str, source: bytes) -> bytes | None:
     concurrent compile in another thread of this process could change; :func:`canonical`
     then takes out what the rest of the process could have changed.
     """
-    cache = _pyc_cache()
+    cache = _build_cache()
     if cache is not None:
-        cached = cache.get(importlib.util.MAGIC_NUMBER, name, source)
+        cached = cache.get_pyc(HERE, name, source)
         if cached is not None:
             return cached
     with _compile_lock:
@@ -98,16 +124,16 @@ def bytecode(name: str, source: bytes) -> bytes | None:
     flags = (0b01).to_bytes(4, "little")
     pyc = importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + body
     if cache is not None:
-        cache.put(importlib.util.MAGIC_NUMBER, name, source, pyc)
+        cache.put_pyc(HERE, name, source, pyc)
     return pyc
 
 
-_cache: PycCache | None = None
+_cache: BuildCache | None = None
 _cache_looked_up = False
 
 
-def _pyc_cache() -> PycCache | None:
-    """The bytecode cache between builds (looked up once a process; workers inherit it)."""
+def _build_cache() -> BuildCache | None:
+    """The cache between builds (looked up once a process; workers inherit it)."""
     global _cache, _cache_looked_up
     if not _cache_looked_up:
         _cache = default_cache()

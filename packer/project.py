@@ -3,6 +3,7 @@ archive takes from it (the distribution, its dependencies, its console scripts).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from importlib.metadata import PathDistribution
 from pathlib import Path
 
+from ._version import __version__
+from .buildcache import HERE, default_cache
 from .config import read_toml
 from .dependencies import Distribution, PipOptions, Staged, forget_origin, pip_reason, uv_binary
 from .errors import BuildError, ConfigError, EntryPointError, SourceError
@@ -76,10 +79,14 @@ def build_wheel(
     )
     selection = select_files(project.root, patterns=leftovers, skip=skip)
     copy = into / "source"
+    key = hashlib.sha256()
     for item in selection.files:
         target = copy / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(item.path, target)
+        executable = os.stat(target).st_mode & 0o111 != 0
+        key.update(f"{item.name}\0{executable:d}\0".encode())
+        key.update(hashlib.sha256(target.read_bytes()).digest())
     wheels = into / "wheel"
     try:
         # uv builds in an isolated environment it keeps cached: seconds faster than pip.
@@ -92,6 +99,17 @@ def build_wheel(
             sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels),
             "--disable-pip-version-check", "--no-input", *pip.args(), str(copy),
         ]  # fmt: skip
+    # The backend sees only the copy (no build leftovers, no version control folder), so the
+    # copy's files, the interpreter, the tool that runs the backend and its options decide the
+    # wheel: an unchanged project reuses the wheel it built last time.
+    key.update(b"\0".join([HERE, __version__.encode(), os.path.basename(command[0]).encode(),
+                            *(arg.encode() for arg in pip.args())]))  # fmt: skip
+    cache = default_cache()
+    cached = cache.get_wheel(key.hexdigest()) if cache is not None else None
+    if cached is not None:
+        wheels.mkdir(parents=True, exist_ok=True)
+        (wheels / cached[0]).write_bytes(cached[1])
+        return wheels / cached[0]
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_TARGET", "PIP_PREFIX")}
     try:
         proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -101,6 +119,8 @@ def build_wheel(
     if proc.returncode != 0 or len(built) != 1:
         reason = _reason(proc.stderr) if proc.returncode else "it gave no single wheel"
         raise BuildError(f"{project.root}: building the project's wheel failed: {reason}")
+    if cache is not None:
+        cache.put_wheel(key.hexdigest(), built[0].name, built[0].read_bytes())
     return built[0]
 
 

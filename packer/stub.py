@@ -86,6 +86,32 @@ def _packer_verify():
             sys.exit(1)
 
 
+def _packer_boot():
+    # zipimport reads only the bytecode beside a module, the building Python's: under any
+    # other target Python the runtime's own modules would compile at every start. So the
+    # archive's importer, which reads __pycache__ too, is run first from this Python's own
+    # bytecode when the archive has it, and serves the rest.
+    import os
+    archive = os.path.dirname(os.path.abspath(__file__))
+    try:
+        import marshal
+        import zipimport
+        from importlib.util import MAGIC_NUMBER
+        data = zipimport.zipimporter(archive).get_data(
+            "{runtime}/__pycache__/importer.%s.pyc" % sys.implementation.cache_tag)
+        if data[:4] != MAGIC_NUMBER:
+            return
+        code = marshal.loads(data[16:])
+    except (ImportError, OSError, EOFError, ValueError, TypeError):
+        return
+    module = type(sys)("{runtime}.importer")
+    module.__file__ = archive + "/{runtime}/importer.py"
+    module.__package__ = "{runtime}"
+    exec(code, module.__dict__)
+    sys.modules[module.__name__] = module
+    module.adopt(archive)
+
+
 _have = tuple(sys.version_info[:3])
 if not python_supported([(">=", {floor!r}, False)], _have):
     _packer_refuse(">={floor_text} (packer's runtime)")
@@ -93,6 +119,7 @@ if not python_supported(_CLAUSES, _have):
     _packer_refuse(_REQUIRES)
 if {verify!r} or __import__("os").environ.get("PACKER_VERIFY", "") not in ("", "0"):
     _packer_verify()
+_packer_boot()
 
 import {runtime}  # noqa: E402
 

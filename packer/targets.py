@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._runtime.format import NATIVE_FOLDER, SITE_PACKAGES, VARIANTS_FOLDER
+from .buildcache import default_cache, interpreter_identity
+from .canonical import reads
 from .dependencies import Distribution, PipOptions, Staged, run_uv, uv_binary
 from .errors import BuildError, ConfigError
-from .pyccache import default_cache
 
 __all__ = [
     "PLATFORMS",
@@ -258,21 +259,27 @@ def foreign_bytecode(
     whose modules then compile from source at each start.
     """
     here = sys.version_info[:2]
-    # Before 3.11 marshal's output can change from one run to the next (a constant is written
-    # as a reference or not by its reference count, which depends on how the compiler shared
-    # it): such bytecode would make the same sources give other bytes. Those targets compile
-    # their modules from source at start.
-    versions = sorted(v for v in {t.python for t in targets} - {here} if v >= (3, 11))
+    # Bytecode is stored only where packer.canonical reads that Python's marshal format: any
+    # other's could differ from one build to the next (a reference flag follows reference
+    # counts). Those targets compile their modules from source at start.
+    versions = sorted({t.python for t in targets} - {here})
     members: list[tuple[str, Path]] = []
     warnings: list[str] = []
     for version in versions:
-        interpreter = find_interpreter(version)
         wanted = [
             (name, path) for name, path, serves in sources
             if not serves or any(targets[i].python == version for i in serves)
         ]  # fmt: skip
         if not wanted:
             continue
+        if not reads(version):
+            warnings.append(
+                f"CPython {version[0]}.{version[1]}: packer cannot make that Python's bytecode "
+                "reproducible, so that target's modules are stored without it and compile at "
+                "each start"
+            )
+            continue
+        interpreter = find_interpreter(version)
         if interpreter is None:
             warnings.append(
                 f"no CPython {version[0]}.{version[1]} on this machine: that target's modules "
@@ -281,11 +288,11 @@ def foreign_bytecode(
             continue
         out = work / f"cp{version[0]}{version[1]}"
         cache = default_cache()
-        magic = _magic(interpreter) if cache is not None else b""
+        identity = _identity(interpreter) if cache is not None else b""
         jobs = []
         for name, path in wanted:
             pyc = out / cached_pyc_name(name, version)
-            hit = cache.get(magic, name, path.read_bytes()) if cache is not None else None
+            hit = cache.get_pyc(identity, name, path.read_bytes()) if cache else None
             if hit is not None:
                 pyc.parent.mkdir(parents=True, exist_ok=True)
                 pyc.write_bytes(hit)
@@ -297,18 +304,25 @@ def foreign_bytecode(
             if name not in failed:
                 members.append((cached_pyc_name(name, version), Path(written)))
                 if cache is not None:
-                    cache.put(magic, name, Path(source).read_bytes(), Path(written).read_bytes())
+                    cache.put_pyc(
+                        identity, name, Path(source).read_bytes(), Path(written).read_bytes()
+                    )
     members.sort()
     return members, warnings
 
 
-def _magic(interpreter: str) -> bytes:
-    """*interpreter*'s bytecode magic number, which keys its entries in the bytecode cache."""
-    code = "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"
+def _identity(interpreter: str) -> bytes:
+    """What keys *interpreter*'s entries in the build cache (see
+    :func:`~packer.buildcache.interpreter_identity`)."""
+    code = (
+        "import importlib.util, sys\n"
+        "sys.stdout.write(importlib.util.MAGIC_NUMBER.hex() + '\\n' + sys.version)"
+    )
     proc = subprocess.run([interpreter, "-I", "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"{interpreter}: cannot run it to compile its target's bytecode")
-    return bytes.fromhex(proc.stdout.strip())
+    magic, _, version = proc.stdout.partition("\n")
+    return interpreter_identity(bytes.fromhex(magic), version)
 
 
 def _compile_with(interpreter: str, jobs: list[list[str]], workers: int) -> set[str]:

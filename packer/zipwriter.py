@@ -90,14 +90,22 @@ def prepare(name: str, data: bytes, mode: int, level: int | None) -> Member:
     nothing to read back.
     """
     digest = hashlib.sha256(data).hexdigest()
-    crc = zlib.crc32(data)
-    payload, method = data, STORED
-    if level is not None and data:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
-        packed = compressor.compress(data) + compressor.flush()
-        if len(packed) < len(data):
-            payload, method = packed, DEFLATED
-    return Member(name, payload, method, crc, len(data), digest, mode)
+    packed = deflate(data, level) if level is not None and data else None
+    return assemble(name, data, mode, digest, packed)
+
+
+def deflate(data: bytes, level: int) -> bytes:
+    """*data* as a raw deflate stream, as zip members hold it."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+def assemble(name: str, data: bytes, mode: int, digest: str, packed: bytes | None) -> Member:
+    """The member for *data* (whose SHA-256 is *digest*): *packed*, its deflate stream, when
+    that is smaller; else stored."""
+    if packed is not None and len(packed) < len(data):
+        return Member(name, packed, DEFLATED, zlib.crc32(data), len(data), digest, mode)
+    return Member(name, data, STORED, zlib.crc32(data), len(data), digest, mode)
 
 
 def directory(name: str) -> Member:

@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, Optional, Tuple
 
-__all__ = ["install", "read_member", "toc_names"]
+__all__ = ["adopt", "install", "read_member", "toc_names"]
 
 _LOCAL_HEADER = 30
 _UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")
@@ -90,6 +90,21 @@ def install(archive: str) -> None:
     for path in list(sys.path_importer_cache):
         if path == archive or path.startswith(archive + "/"):
             del sys.path_importer_cache[path]
+
+
+def adopt(archive: str) -> None:
+    """Called by the stub once it has run this module from this interpreter's own bytecode
+    (zipimport would have compiled it: see the stub's ``_packer_boot``): serve *archive*, and
+    give the module the spec and loader this importer would have given it."""
+    install(archive)
+    if archive not in _archives:
+        return
+    package = __name__.rpartition(".")[0]
+    spec = _Finder(_archives[archive], package + "/").find_spec(__name__)
+    module = sys.modules[__name__]
+    if spec is not None:
+        module.__spec__ = spec
+        module.__loader__ = spec.loader
 
 
 def read_member(archive: str, name: str) -> bytes:
@@ -197,11 +212,12 @@ class _Loader:
 
     def get_code(self, fullname: str) -> Any:
         toc = self._file.toc
-        # Beside the module: the building interpreter's (zipimport reads it too); in
-        # __pycache__: another target interpreter's, by its cache tag.
+        # In __pycache__: a target interpreter's other than the building one, by its cache
+        # tag, so looked for first (one lookup) rather than after reading the building one's,
+        # which is beside the module (where zipimport reads it too).
         head, _, tail = self._stem.rpartition("/")
         cached = "%s__pycache__/%s.%s.pyc" % (head + "/" if head else "", tail, _CACHE_TAG)
-        for pyc in (self._stem + ".pyc", cached):
+        for pyc in (cached, self._stem + ".pyc"):
             if pyc in toc:
                 data = self._file.read(pyc)
                 if data[:4] == MAGIC_NUMBER and data[4:8] == _UNCHECKED_HASH_FLAGS:

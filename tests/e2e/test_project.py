@@ -95,6 +95,43 @@ def test_a_setup_py_project(tmp_path: Path, wheelhouse: Path) -> None:
     assert (proc.returncode, proc.stdout) == (0, "0.3 hello from greet\n"), proc.stderr
 
 
+def test_an_unchanged_project_reuses_its_wheel(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend runs again when a file of the project changes, or with the build cache
+    off; otherwise the wheel it built last time is taken, and the archive is the same."""
+    runs = tmp_path / "backend-runs"
+    runs.write_text("")
+    project = write_tree(tmp_path / "counted", {
+        "setup.py": (
+            "from setuptools import setup\n"
+            f"open({str(runs)!r}, 'a').write('run\\n')\n"
+            "setup(name='counted', version='1.0', py_modules=['counted'],\n"
+            "      entry_points={'console_scripts': ['counted=counted:main']})\n"
+        ),
+        "counted.py": "def main():\n    print('one')\n",
+    })  # fmt: skip
+    monkeypatch.setenv("PACKER_BUILD_CACHE", str(tmp_path / "build-cache"))
+    archives = []
+
+    def build() -> int:
+        before = runs.read_text().count("run")
+        out = tmp_path / f"counted-{len(archives)}.pyz"
+        code, _, err = cli("build", project, "--find-links", wheelhouse, "-o", out, "-q")
+        assert code == 0, err
+        archives.append(out.read_bytes())
+        return runs.read_text().count("run") - before
+
+    assert build() > 0  # the first build runs the backend
+    assert build() == 0 and archives[1] == archives[0]
+    (project / "counted.py").write_text("def main():\n    print('two')\n")
+    assert build() > 0
+    proc = run([tmp_path / "counted-2.pyz"])
+    assert (proc.returncode, proc.stdout) == (0, "two\n"), proc.stderr
+    monkeypatch.setenv("PACKER_BUILD_CACHE", "0")
+    assert build() > 0 and archives[3] == archives[2]
+
+
 def test_no_project_packs_the_folder_as_before(tmp_path: Path, wheelhouse: Path) -> None:
     project = make_project(tmp_path / "myproj")
     code, _, err = cli("build", project, "--no-project", "-m", "myproj.cli:main",

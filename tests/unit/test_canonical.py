@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import marshal
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from packer.canonical import canonical
+from packer.canonical import canonical, reads
+from packer.targets import find_interpreter
 
 pytestmark = pytest.mark.skipif(
-    not (3, 11) <= sys.version_info[:2] <= (3, 13), reason="the marshal layout it reads"
+    not reads(sys.version_info[:2]), reason="the marshal layouts it reads"
 )
 
 
@@ -54,3 +56,38 @@ def test_back_references_are_kept_and_renumbered() -> None:
 def test_what_it_cannot_read_it_leaves_alone() -> None:
     assert canonical(b"not marshal") == b"not marshal"
     assert canonical(marshal.dumps([1, 2])[:-1]) == marshal.dumps([1, 2])[:-1]
+
+
+#: Run by another Python: the same code marshalled with and without an outside reference to
+#: its constants, and each canonical form, as hex on one line each.
+_ELSEWHERE = """
+import marshal, sys
+sys.path.insert(0, sys.argv[1])
+from packer.canonical import canonical
+code = compile(open(sys.argv[2], "rb").read(), "m.py", "exec", dont_inherit=True)
+alone = marshal.dumps(code)
+held = [c for c in code.co_consts]
+shared = marshal.dumps(code)
+assert marshal.loads(canonical(alone)) == code
+print(alone != shared, canonical(alone) == canonical(shared))
+"""
+
+
+@pytest.mark.parametrize("version", [(3, 9), (3, 10), (3, 12), (3, 13)])
+def test_each_layout_it_reads_gives_one_form(version: tuple[int, int], tmp_path: Path) -> None:
+    """3.9 and 3.10 write the older code object layout; 3.12 and 3.13 the newer one."""
+    python = find_interpreter(version)
+    assert python, f"the tests need pyenv's CPython {version[0]}.{version[1]}"
+    source = tmp_path / "m.py"
+    source.write_text(
+        "T = ('constant tuple', 'with strings that are not identifiers', 2 ** 70)\n"
+        "def f(a, *, b=('another', 'tuple')):\n    return a, b, 'not a name either'\n"
+        "class C:\n    def g(self):\n        return [x for x in T]\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [python, "-I", "-c", _ELSEWHERE, str(repo), str(source)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True"]

@@ -178,8 +178,25 @@ def test_bytecode_for_another_installed_python(tmp_path: Path) -> None:
     assert name == f"pkg/__pycache__/mod.cpython-{other[0]}{other[1]}.pyc"
     assert [m[0] for m in members] == [name]  # the broken one is left to its source
     assert warnings == [
-        "no CPython 3.99 on this machine: that target's modules are stored without bytecode "
-        "and compile at each start"
+        "CPython 3.99: packer cannot make that Python's bytecode reproducible, so that "
+        "target's modules are stored without it and compile at each start"
     ]
     data = members[0][1].read_bytes()
     assert data[4:8] == (1).to_bytes(4, "little") and len(data) > 16
+
+
+def test_a_target_python_not_installed_is_warned_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HOME", "PYENV_ROOT", "PATH"):
+        monkeypatch.setenv(name, str(tmp_path))
+    source = tmp_path / "mod.py"
+    source.write_text("VALUE = 1\n")
+    members, warnings = foreign_bytecode(
+        [("mod.py", source, ())], [parse_target("3.9")], tmp_path / "w", 1
+    )
+    assert members == []
+    assert warnings == [
+        "no CPython 3.9 on this machine: that target's modules are stored without bytecode "
+        "and compile at each start"
+    ]
