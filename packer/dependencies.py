@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PathDistribution
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .targets import Target
 
 from .errors import BuildError
 
@@ -101,9 +104,8 @@ class Staged:
     root: Path
     distributions: list[Distribution]
     loose: list[str]
-    #: The targets of a multi-target build (packer.targets.Target); empty: the building
-    #: interpreter alone.
-    targets: tuple[Any, ...] = ()
+    #: The targets of a multi-target build; empty: the building interpreter alone.
+    targets: tuple[Target, ...] = ()
 
     def console_script(self, name: str) -> str | None:
         for dist in self.distributions:
@@ -123,9 +125,7 @@ def install(
     left to the builder, which writes it reproducibly; scripts written into ``bin/`` are not
     packed (see :func:`settle`).
     """
-    for file in requirements:
-        if not file.is_file():
-            raise BuildError(f"{file}: no such requirements file")
+    check_requirements(requirements)
     try:
         uv = uv_binary()
     except BuildError:
@@ -162,6 +162,19 @@ def uv_binary() -> str:
     return str(find_uv_bin())
 
 
+def check_requirements(requirements: Sequence[Path]) -> None:
+    """BuildError, in one line, for a requirements file that is not there."""
+    for file in requirements:
+        if not file.is_file():
+            raise BuildError(f"{file}: no such requirements file")
+
+
+def _requested(requirements: Sequence[Path], specs: Sequence[str]) -> list[str]:
+    """The installer arguments that ask for *requirements* files and *specs* (pip's and uv's
+    are the same)."""
+    return [arg for file in requirements for arg in ("--requirement", str(file))] + list(specs)
+
+
 def run_uv(
     command: list[str],
     requirements: Sequence[Path],
@@ -170,9 +183,7 @@ def run_uv(
     what_for: str,
 ) -> None:
     """Run a ``uv pip install`` *command* into *target*; BuildError naming what failed."""
-    for file in requirements:
-        command += ["--requirement", str(file)]
-    command += list(specs)
+    command = command + _requested(requirements, specs)
     env = {k: v for k, v in os.environ.items() if not k.startswith("UV_PYTHON")}
     try:
         proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -240,11 +251,8 @@ def _install_with_pip(
     command = [
         sys.executable, "-m", "pip", "install", "--target", str(target), "--no-compile",
         "--disable-pip-version-check", "--no-warn-script-location", "--no-input",
-        *options.args(),
+        *options.args(), *_requested(requirements, specs),
     ]  # fmt: skip
-    for file in requirements:
-        command += ["--requirement", str(file)]
-    command += list(specs)
     env = dict(os.environ)
     env.pop("PIP_TARGET", None)
     env.pop("PIP_PREFIX", None)

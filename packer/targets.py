@@ -16,7 +16,14 @@ from pathlib import Path
 from ._runtime.format import NATIVE_FOLDER, SITE_PACKAGES, VARIANTS_FOLDER
 from .buildcache import default_cache, interpreter_identity
 from .canonical import reads
-from .dependencies import Distribution, PipOptions, Staged, run_uv, uv_binary
+from .dependencies import (
+    Distribution,
+    PipOptions,
+    Staged,
+    check_requirements,
+    run_uv,
+    uv_binary,
+)
 from .errors import BuildError, ConfigError
 
 __all__ = [
@@ -138,9 +145,7 @@ def install_for(
         "--python-platform", target.uv_platform, "--no-progress", "--quiet",
         *options.args(),
     ]  # fmt: skip
-    for file in requirements:
-        if not file.is_file():
-            raise BuildError(f"{file}: no such requirements file")
+    check_requirements(requirements)
     run_uv(command, requirements, specs, root, f" for {target.name}")
 
 
