@@ -9,8 +9,10 @@ The decision rests on the code, never on a list of package names: a module is ev
 path derived from its ``__file__`` or ``__path__`` (or from a top-level package's, as in
 ``django.__path__[0]``) reaches a file-system call, through assignments, function returns and
 names imported from another module of the same distribution. ``pkg_resources``'s
-``resource_filename`` and an egg's ``not-zip-safe`` flag count too. Code under
-``if __name__ == "__main__":`` and test modules do not: they do not run in the application.
+``resource_filename``, ``importlib.resources.as_file`` on the distribution's own files
+(which copies them out of a zip at every run) and an egg's ``not-zip-safe`` flag count too.
+Code under ``if __name__ == "__main__":`` and test modules do not: they do not run in the
+application.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ _PREDICATES = frozenset({
     "endswith", "samefile", "isinstance", "hasattr", "bool", "len",
 })  # fmt: skip
 _OWN = frozenset({"__file__", "__path__"})
-_MARKERS = ("__file__", "__path__", "resource_filename")
+_MARKERS = ("__file__", "__path__", "resource_filename", "as_file", "resources")
 _TEST_PARTS = frozenset({"test", "tests", "testing"})
 
 
@@ -200,6 +202,9 @@ def _module_evidence(
                 exported.update(
                     t.id for t in stmt.targets if isinstance(t, ast.Name) and t.id in tainted
                 )
+    copied = _copied_out(tree, tops)
+    if copied:
+        return copied
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr == "resource_filename":
             return "pkg_resources.resource_filename()"
@@ -217,6 +222,67 @@ def _module_evidence(
             if func.attr in _PATH_METHODS and _used(func.value, tops) & tainted:
                 return f".{func.attr}() on a path made from __file__ or __path__"
     return None
+
+
+_RESOURCES = frozenset({"importlib.resources", "importlib_resources"})
+#: importlib.resources functions that give a real file for a resource: inside a zip they copy
+#: it to a temporary file, at every run.
+_AS_FILE = frozenset({"as_file", "path"})
+
+
+def _copied_out(tree: ast.Module, tops: frozenset[str]) -> str | None:
+    """``importlib.resources.as_file()`` (or the older ``path()``) in a module that asks
+    ``files()`` for its own package's resources, as certifi does for its CA bundle: it works
+    from a zip, by copying the file out each time; extracted, the file is simply there."""
+    local = {
+        alias.asname or alias.name: alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module in _RESOURCES
+        for alias in node.names
+    }
+    modules = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name in _RESOURCES
+    } | {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "importlib"
+        for alias in node.names
+        if alias.name == "resources"
+    }
+    copies = own = None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            name = local.get(func.id)
+        elif isinstance(func, ast.Attribute) and _dotted(func).rpartition(".")[0] in modules:
+            name = func.attr
+        else:
+            continue
+        if name in _AS_FILE:
+            copies = "as_file" if "as_file" in (copies, name) else name
+            if name == "path" and node.args and _names_own(node.args[0], tops):
+                own = True
+        elif name == "files" and node.args and _names_own(node.args[0], tops):
+            own = True
+    if copies and own:
+        return f"importlib.resources.{copies}(), which copies a resource out of a zip at each run"
+    return None
+
+
+def _names_own(node: ast.expr, tops: frozenset[str]) -> bool:
+    """Whether *node* names this module's package: ``__name__``, ``__package__``, or a string
+    whose first part is one of the distribution's top-level names."""
+    if isinstance(node, ast.Name):
+        return node.id in ("__name__", "__package__")
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.split(".")[0] in tops
+    return False
 
 
 def _names_in(target: ast.AST) -> set[str]:

@@ -46,12 +46,44 @@ class Loader:
 import pkg_resources
 GRAMMAR = pkg_resources.resource_filename(__name__, "grammar.txt")
 """,
+    "as_file, as certifi gives its CA bundle": """
+from importlib.resources import as_file, files
+_CTX = None
+def where():
+    global _CTX
+    _CTX = as_file(files("pkg").joinpath("cacert.pem"))
+    return str(_CTX.__enter__())
+""",
+    "as_file through the module, on __package__": """
+import importlib.resources
+def table():
+    ref = importlib.resources.files(__package__) / "table.bin"
+    return importlib.resources.as_file(ref)
+""",
+    "the older resources.path()": """
+from importlib import resources
+def where():
+    return resources.path("pkg", "cacert.pem")
+""",
 }
 
 FINE_IN_A_ZIP = {
     "importlib.resources": """
 from importlib.resources import files
 DATA = files(__package__).joinpath("data.txt").read_text()
+""",
+    "as_file on another distribution's resource": """
+from importlib.resources import as_file, files
+def other():
+    return as_file(files("somebody_else").joinpath("data.bin"))
+""",
+    "a function of its own named as_file": """
+import os.path
+def as_file(name):
+    return name
+def path(name):
+    return as_file(name)
+FILES = [path(n) for n in ("a", "b")]
 """,
     "another module's file": """
 import os
