@@ -1,6 +1,10 @@
 """Start-up time: one realistic app as a venv install, stdlib zipapp, shiv, pex and packer.
 
-Run: python bench/startup.py [--runs N]
+Run: python bench/startup.py [--runs N] [--apps [--app-runs N]]
+
+With ``--apps`` it goes on to the real plugin-heavy programs of bench/apps.py (httpie,
+sqlfluff, IPython, Django: warm and first-run start-up against a venv, shiv and pex, sizes,
+and importlib.metadata), which record their own section.
 
 The app uses click, msgpack (a C extension) and 200 small modules imported at start, and
 reads a data file with importlib.resources; ``app --version`` is what is timed. Every
@@ -70,10 +74,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--apps", action="store_true", help="and the real programs (apps.py)")
+    parser.add_argument("--app-runs", type=int, default=7)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="packer-bench-startup-"))
     try:
         run_all(work, args, not args.no_record)
+        if args.apps:
+            import apps
+
+            real = argparse.Namespace(runs=args.app_runs, app=None, no_record=args.no_record)
+            apps.run_all(work / "apps", real, not args.no_record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -24,6 +24,7 @@ from ._runtime.format import (
     RuntimeConfig,
     native_key,
     runtime_config_text,
+    sources_key,
 )
 from ._runtime.render import human_size
 from ._version import __version__
@@ -159,7 +160,7 @@ def _with_native_keys(
     config: RuntimeConfig, members: dict[str, tuple[str, int]], signed_by: str | None
 ) -> RuntimeConfig:
     """A copy of *config* with each native distribution's key derived from its written
-    members, and the public key the stub is to require (if any)."""
+    members, the key of its sources, and the public key the stub is to require (if any)."""
     natives = [
         NativeDist(
             d.name, d.version, native_key(d.prefix, members), d.prefix, d.tags, d.optional,
@@ -170,6 +171,7 @@ def _with_native_keys(
     return RuntimeConfig(
         config.site, config.dists, config.pth, natives, config.verify, signed_by,
         config.targets, config.variants, config.inherit_path, config.export_path,
+        sources_key(members),
     )  # fmt: skip
 
 

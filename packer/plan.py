@@ -399,9 +399,11 @@ def member_jobs(plan: Plan, options: Settings) -> list[MemberJob]:
                 )
             )
     runtime_dir = Path(_runtime.__file__).parent
+    # The runtime keeps its bytecode under --no-compile too: zipimport loads it before
+    # anything else could compile into the cache, so it would compile at every start.
     for path in sorted(runtime_dir.glob("*.py")):
         name = f"{RUNTIME_PACKAGE}/{path.name}"
-        jobs.append(MemberJob(name, path, None, FILE_MODE, do_compile, path.stat().st_size))
+        jobs.append(MemberJob(name, path, None, FILE_MODE, True, path.stat().st_size))
     jobs.sort(key=lambda job: job.name)
     return jobs
 

@@ -34,6 +34,7 @@ __all__ = [
     "LOCK",
     "MARKER",
     "CacheEntry",
+    "bytecode_folder",
     "cache_root",
     "ensure_extracted",
     "list_entries",
@@ -192,6 +193,42 @@ class _Source:
         return {
             name[cut:]: record for name, record in members.items() if name.startswith(dist.prefix)
         }
+
+
+def bytecode_folder(sources: str) -> Optional[str]:
+    """Where this interpreter keeps the bytecode it compiles for an archive whose sources have
+    the key *sources* (an interpreter the archive stores none for): a cache entry
+    ``bytecode-KEY``, made if need be, with a folder per cache tag. None when the cache
+    cannot be used: modules then compile at every start, as they would without it.
+
+    The entry is complete from the start (each file in it is written whole, then renamed
+    into place), so ``packer cache prune`` treats it as any other, and removing it costs
+    only a compile at the next start.
+    """
+    import sys
+
+    root = cache_root()
+    entry = os.path.join(root, "bytecode-" + sources[:40])
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        _check_trusted(root)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(entry, 0o700)
+        st = os.lstat(entry)
+        if not stat.S_ISDIR(st.st_mode) or not _private(st):
+            return None
+        marker = os.path.join(entry, MARKER)
+        try:
+            if time.time() - os.stat(marker).st_mtime > _DAY:
+                _touch(marker)  # "last used", for prune; at most once a day
+        except FileNotFoundError:
+            with open(marker, "w") as fp:
+                fp.write("bytecode\n")
+        folder = os.path.join(entry, sys.implementation.cache_tag or "none")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return folder
 
 
 def _private(st: os.stat_result) -> bool:

@@ -13,6 +13,7 @@ import sys
 from . import cache
 from .errors import ArchiveError
 from .format import NativeDist, RuntimeConfig
+from .importer import compile_into
 from .importer import install as install_importer
 from .tags import describe_needs, describe_platform, platform_fits, tag_fits
 
@@ -68,6 +69,9 @@ def activate(
     variants = [v for v in config.variants if chosen in v.targets]
     natives, unusable = _native_fits(archive, config, chosen)
     install_importer(archive)
+    sources = config.sources
+    if sources is not None:
+        compile_into(archive, lambda: cache.bytecode_folder(sources))
     paths = []
     if archive not in sys.path:
         paths.append(archive)

@@ -55,6 +55,7 @@ __all__ = [
     "runtime_config_text",
     "seal_comment",
     "signed_message",
+    "sources_key",
 ]
 
 # --- members ---------------------------------------------------------------------------------
@@ -1078,6 +1079,7 @@ class RuntimeConfig:
         "pth",
         "signed_by",
         "site",
+        "sources",
         "targets",
         "variants",
         "verify",
@@ -1095,6 +1097,7 @@ class RuntimeConfig:
         variants: Sequence[Variant] = (),
         inherit_path: bool = False,
         export_path: bool = False,
+        sources: Optional[str] = None,
     ) -> None:
         self.site = site
         self.dists = [(d[0], d[1], d[2]) for d in dists]
@@ -1109,6 +1112,9 @@ class RuntimeConfig:
         self.inherit_path = inherit_path
         #: Whether the archive's import path is put in PYTHONPATH for its child processes.
         self.export_path = export_path
+        #: SHA-256 over every module's source (:func:`sources_key`): names the cache folder
+        #: where an interpreter without stored bytecode keeps what it compiles.
+        self.sources = sources
 
     def to_dict(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -1130,6 +1136,8 @@ class RuntimeConfig:
             out["inherit_path"] = True
         if self.export_path:
             out["export_path"] = True
+        if self.sources is not None:
+            out["sources"] = self.sources
         return out
 
     @classmethod
@@ -1137,7 +1145,7 @@ class RuntimeConfig:
         check = _Check(name, "the runtime configuration")
         table = check.table(value, where, ("site", "dists", "pth", "native", "verify",
                                            "signed_by", "targets", "variants", "inherit_path",
-                                           "export_path"))  # fmt: skip
+                                           "export_path", "sources"))  # fmt: skip
         site = table.get("site")
         if site is not None and site != SITE_PACKAGES:
             raise check.fail(where + ".site", "is not %s" % SITE_PACKAGES)
@@ -1166,7 +1174,25 @@ class RuntimeConfig:
             raise check.fail(where + ".signed_by", "is not an Ed25519 public key in hex")
         inherit = check.flag(table.get("inherit_path", False), where + ".inherit_path")
         export = check.flag(table.get("export_path", False), where + ".export_path")
-        return cls(site, dists, pth, native, verify, signed_by, targets, variants, inherit, export)
+        sources = check.text(table.get("sources"), where + ".sources", optional=True)
+        if sources is not None and (len(sources) != 64 or not _HEX.issuperset(sources)):
+            raise check.fail(where + ".sources", "is not a SHA-256")
+        return cls(
+            site, dists, pth, native, verify, signed_by, targets, variants, inherit, export,
+            sources,
+        )  # fmt: skip
+
+
+def sources_key(members: Dict[str, Tuple[str, int]]) -> str:
+    """SHA-256 over the names and SHA-256s of every ``.py`` member: what bytecode compiled
+    from them depends on (with the interpreter, whose cache tag it is kept under)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(members):
+        if name.endswith(".py"):
+            digest.update(("%s\0%s\n" % (name, members[name][0])).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def runtime_config_text(config: RuntimeConfig) -> str:

@@ -23,9 +23,9 @@ from importlib.util import MAGIC_NUMBER, decode_source
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterator, Optional, Tuple
+    from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
-__all__ = ["adopt", "install", "read_member", "toc_names"]
+__all__ = ["adopt", "compile_into", "install", "read_member", "toc_names"]
 
 _LOCAL_HEADER = 30
 _UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")
@@ -39,6 +39,9 @@ class _ArchiveFile:
         self.path = path
         self.toc = toc
         self._fd: Optional[int] = None
+        #: Gives the folder for bytecode this interpreter compiles (see compile_into), asked
+        #: the first time a module has none stored; then its answer.
+        self.compiled: Any = None
 
     def read(self, name: str) -> bytes:
         entry = self.toc[name]
@@ -105,6 +108,61 @@ def adopt(archive: str) -> None:
     if spec is not None:
         module.__spec__ = spec
         module.__loader__ = spec.loader
+
+
+def compile_into(archive: str, folder: Callable[[], Optional[str]]) -> None:
+    """Keep the bytecode of *archive*'s modules that have none stored for this interpreter
+    (a target whose Python was not on the building machine, a ``--no-compile`` build) in
+    the folder *folder()* gives, asked once, when first needed: later starts read it from
+    there instead of compiling again. The folder is keyed by the archive's sources, so an
+    entry is never stale."""
+    served = _archives.get(archive)
+    if served is not None and served.compiled is None:
+        served.compiled = folder
+
+
+def _cached_code(archive: _ArchiveFile, stem: str, source: bytes) -> Any:
+    """The code of *stem* from the compiled-bytecode folder, or compiled from *source* and
+    written there (unless ``sys.dont_write_bytecode``)."""
+    folder = archive.compiled
+    if callable(folder):
+        folder = archive.compiled = folder() or ""
+    path = os.path.join(folder, stem + ".pyc") if folder else ""
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            pass
+        else:
+            if data[:4] == MAGIC_NUMBER and data[4:8] == _UNCHECKED_HASH_FLAGS:
+                try:
+                    return marshal.loads(memoryview(data)[16:])
+                except (EOFError, ValueError, TypeError):
+                    pass  # damaged: compiled and written again below
+    # The member name, as in the bytecode the builder stores: tracebacks read the same.
+    code = compile(source, stem + ".py", "exec", dont_inherit=True)
+    if path and not sys.dont_write_bytecode:
+        _write_pyc(path, marshal.dumps(code))
+    return code
+
+
+def _write_pyc(path: str, body: bytes) -> None:
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o600)  # fmt: skip
+        try:
+            os.write(fd, MAGIC_NUMBER + _UNCHECKED_HASH_FLAGS + bytes(8) + body)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        import contextlib  # not on the way of a normal start
+
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def read_member(archive: str, name: str) -> bytes:
@@ -222,6 +280,8 @@ class _Loader:
                 data = self._file.read(pyc)
                 if data[:4] == MAGIC_NUMBER and data[4:8] == _UNCHECKED_HASH_FLAGS:
                     return marshal.loads(memoryview(data)[16:])
+        if self._file.compiled is not None and self._stem + ".py" in toc:
+            return _cached_code(self._file, self._stem, self._file.read(self._stem + ".py"))
         source = self.get_source(fullname)
         if source is None:
             raise ImportError("no source or usable bytecode for %s" % fullname, name=fullname)

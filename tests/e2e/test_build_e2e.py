@@ -130,10 +130,11 @@ def test_bytecode_is_used_not_recompiled(app: Path, tmp_path: Path) -> None:
     build(app, out, "-m", "pkg.cli:main")
     proc = run([out, "-c", _WATCH_COMPILES], env=clean_env(PACKER_INTERPRETER="1"))
     assert (proc.returncode, proc.stdout) == (0, "[]\n"), proc.stderr
-    # The same check sees compiling when there is no bytecode to use.
+    # The same check sees compiling when there is no bytecode to use (and no cache yet).
     bare = tmp_path / "bare.pyz"
     build(app, bare, "-m", "pkg.cli:main", "--no-compile")
-    proc = run([bare, "-c", _WATCH_COMPILES], env=clean_env(PACKER_INTERPRETER="1"))
+    env = clean_env(PACKER_INTERPRETER="1", PACKER_CACHE=str(tmp_path / "cache"))
+    proc = run([bare, "-c", _WATCH_COMPILES], env=env)
     assert proc.returncode == 0 and "pkg/cli.py" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -158,14 +159,19 @@ def test_runs_on_every_other_python(app: Path, tmp_path: Path) -> None:
     out = tmp_path / "app.pyz"
     build(app, out, "-m", "pkg.cli:main")
     for python, version in interpreters:
-        proc = run([python, out, "5"])
+        cache = str(tmp_path / f"cache-{version[0]}.{version[1]}")
+        # Another interpreter cannot use this one's bytecode: it compiles the source at the
+        # first start and keeps that in the cache for the next ones.
+        watch = clean_env(PACKER_INTERPRETER="1", PACKER_CACHE=cache)
+        proc = run([python, out, "-c", _WATCH_COMPILES], env=watch)
+        assert proc.returncode == 0 and "pkg/cli.py" in proc.stdout, (version, proc.stderr)
+        proc = run([python, out, "-c", _WATCH_COMPILES], env=watch)
+        assert (proc.returncode, proc.stdout) == (0, "[]\n"), (version, proc.stderr)
+        proc = run([python, out, "5"], env=clean_env(PACKER_CACHE=cache))
         assert (proc.returncode, proc.stdout) == (5, "callable ['5'] True\n"), (
             version,
             proc.stderr,
         )
-        # Another interpreter cannot use this one's bytecode: it falls back to the source.
-        proc = run([python, out, "-c", _WATCH_COMPILES], env=clean_env(PACKER_INTERPRETER="1"))
-        assert proc.returncode == 0 and "pkg/cli.py" in proc.stdout, (version, proc.stderr)
 
 
 def test_the_runtime_floor_refuses_python_38_in_one_line(app: Path, tmp_path: Path) -> None:

@@ -111,6 +111,7 @@ def test_targets_and_variants_round_trip_and_are_checked() -> None:
         targets=[Target("cp310-x", (3, 10), "x"), Target("cp312-x", (3, 12), "x")],
         variants=[Variant(f"{VARIANTS_FOLDER}/eg-1-abc", [("eg", "1", "eg-1.dist-info")], [0])],
         native=[NativeDist("m", "1", "0" * 64, "_packer/native/m-1-a/", ("t",), targets=[1])],
+        sources="ab" * 32,
     )
     again = RuntimeConfig.from_dict(config.to_dict())
     assert again.to_dict() == config.to_dict()
@@ -120,6 +121,9 @@ def test_targets_and_variants_round_trip_and_are_checked() -> None:
         ("variants", [{"folder": f"{VARIANTS_FOLDER}/a/b", "dists": [], "targets": [0]}]),
         ("variants", [{"folder": f"{VARIANTS_FOLDER}/a", "dists": [], "targets": [7]}]),
         ("variants", [{"folder": f"{VARIANTS_FOLDER}/a", "dists": [], "targets": []}]),
+        ("sources", "../../escape"),  # it names a cache folder
+        ("sources", "AB" * 32),
+        ("sources", 12),
     ]
     for key, value in bad:
         broken = config.to_dict()
