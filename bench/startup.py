@@ -115,8 +115,8 @@ def run_all(work: Path, args: argparse.Namespace, write: bool) -> None:
     sh(bindir / "pex", project, "-c", "benchapp", "--python", python, "-o", out / "app.pex")
     sh(bindir / "pex", project, "-c", "benchapp", "--python", python, "--venv", "--sh-boot",
        "-o", out / "venv.pex")  # fmt: skip
-    sh(bindir / "packer", "build", project, "-o", out / "app.pyz", "-m", "benchapp.cli:main",
-       "--with", "click", "--with", "msgpack", "--exclude", "pyproject.toml", "-q")  # fmt: skip
+    # From the project, as shiv and pex build it: its wheel, its dependencies, its script.
+    sh(bindir / "packer", "build", project, "-o", out / "app.pyz", "-q")
 
     def archive(file: str, var: str, cache: str) -> tuple[list[str], dict[str, str], Path]:
         return [str(python), str(out / file)], {var: str(caches[cache])}, caches[cache]
