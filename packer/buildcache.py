@@ -34,15 +34,27 @@ import os
 import stat
 import sys
 import tempfile
+import time
 import zlib
 
 from .canonical import FORM
 
-__all__ = ["HERE", "MIN_PAYLOAD", "BuildCache", "default_cache", "interpreter_identity"]
+__all__ = [
+    "HERE",
+    "MIN_PAYLOAD",
+    "BuildCache",
+    "cache_folder",
+    "default_cache",
+    "interpreter_identity",
+    "prune",
+    "usage",
+]
 
 #: Members smaller than this are deflated again: reading an entry would cost about as much.
 MIN_PAYLOAD = 2048
 _HEAD = b"PKBC"
+_DAY = 86400.0
+_KINDS = ("pyc", "deflate", "wheel")
 
 
 def interpreter_identity(magic: bytes, version: str) -> bytes:
@@ -67,8 +79,12 @@ class BuildCache:
         try:
             with open(path, "rb") as fp:
                 data = fp.read()
+                used = os.fstat(fp.fileno()).st_mtime
         except OSError:
             return None
+        if time.time() - used > _DAY:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # "last used", for prune; at most once a day
         if len(data) < 8 or data[:4] != _HEAD:
             return None
         body = data[8:]
@@ -157,3 +173,42 @@ def default_cache() -> BuildCache | None:
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
         return None
     return BuildCache(folder)
+
+
+def _entries(folder: str, kinds: tuple[str, ...] = _KINDS) -> list[tuple[str, os.stat_result]]:
+    found = []
+    for kind in kinds:
+        for where, _dirs, names in os.walk(os.path.join(folder, kind)):
+            for name in names:
+                path = os.path.join(where, name)
+                with contextlib.suppress(OSError):
+                    found.append((path, os.lstat(path)))
+    return found
+
+
+def usage(folder: str) -> dict[str, tuple[int, int]]:
+    """Entries and bytes of each kind (``pyc``, ``deflate``, ``wheel``) in the cache *folder*."""
+    counts = {}
+    for kind in _KINDS:
+        found = _entries(folder, (kind,))
+        counts[kind] = (len(found), sum(st.st_size for _, st in found))
+    return counts
+
+
+def prune(folder: str, older_than_days: float | None, remove_all: bool) -> tuple[int, int]:
+    """Remove the entries of the cache *folder* not used for *older_than_days* (or all of
+    them); returns how many and how many bytes. Builds running meanwhile only recompute what
+    they miss: every entry is written whole and renamed into place."""
+    cutoff = time.time() - (older_than_days or 0.0) * _DAY
+    removed = size = 0
+    for path, st in _entries(folder):
+        if remove_all or st.st_mtime < cutoff:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed += 1
+                size += st.st_size
+    for kind in _KINDS:
+        for where, _dirs, _names in os.walk(os.path.join(folder, kind), topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(where)  # only when empty
+    return removed, size

@@ -341,15 +341,45 @@ def sign(archive: Path, key: Path) -> None:
 
 @main.group()
 def cache() -> None:
-    """Show and clean the cache of extracted native code."""
+    """Show and clean the caches: the runtime's (extracted code, compiled bytecode) and, with
+    --build, the build cache (bytecode, deflated members and wheels kept between builds)."""
+
+
+_BUILD_FLAG = click.option(
+    "--build", "build_cache", is_flag=True,
+    help="The build cache (PACKER_BUILD_CACHE) instead of the runtime's.",
+)  # fmt: skip
+
+
+def _build_cache_folder() -> str:
+    from .buildcache import cache_folder
+
+    folder = cache_folder()
+    if folder is None:
+        raise click.ClickException("the build cache is turned off (PACKER_BUILD_CACHE=0)")
+    return folder
 
 
 @cache.command("info")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def cache_info_command(as_json: bool) -> None:
+@_BUILD_FLAG
+def cache_info_command(as_json: bool, build_cache: bool) -> None:
     """List the cache's entries: size, last use, and whether complete."""
     from ._runtime.cache import cache_root, list_entries
 
+    if build_cache:
+        from .buildcache import usage
+
+        folder = _build_cache_folder()
+        kinds = usage(folder)
+        if as_json:
+            counts = {k: {"entries": n, "size": size} for k, (n, size) in kinds.items()}
+            click.echo(json.dumps({"root": folder, "kinds": counts}, indent=2))
+            return
+        click.echo(f"build cache: {folder}")
+        for kind, (count, size) in kinds.items():
+            click.echo(f"  {kind}: {count} entries, {render.human_size(size)}")
+        return
     entries = list_entries()
     if as_json:
         payload = {
@@ -380,13 +410,20 @@ def cache_info_command(as_json: bool) -> None:
 @click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS",
               help="Remove entries not used for DAYS days.")  # fmt: skip
 @click.option("--all", "remove_all", is_flag=True, help="Remove every entry not in use.")
-def cache_prune_command(older_than: float | None, remove_all: bool) -> None:
+@_BUILD_FLAG
+def cache_prune_command(older_than: float | None, remove_all: bool, build_cache: bool) -> None:
     """Remove cache entries; entries a running archive uses are always kept."""
 
     from ._runtime.cache import prune
 
     if older_than is None and not remove_all:
         raise click.UsageError("give --older-than DAYS or --all")
+    if build_cache:
+        from .buildcache import prune as prune_build
+
+        count, size = prune_build(_build_cache_folder(), older_than, remove_all)
+        click.echo(f"{count} removed ({render.human_size(size)})")
+        return
     removed, busy = prune(older_than, remove_all=remove_all)
     for entry in removed:
         click.echo(f"removed {entry.name} ({render.human_size(entry.size)})")

@@ -127,7 +127,10 @@ def _cached_code(archive: _ArchiveFile, stem: str, source: bytes) -> Any:
     folder = archive.compiled
     if callable(folder):
         folder = archive.compiled = folder() or ""
-    path = os.path.join(folder, stem + ".pyc") if folder else ""
+    # A member name that would lead out of the folder (only a hostile archive has one) is
+    # compiled, never cached.
+    inside = not stem.startswith("/") and ".." not in stem.split("/")
+    path = os.path.join(folder, stem + ".pyc") if folder and inside else ""
     if path:
         try:
             with open(path, "rb") as f:

@@ -139,3 +139,44 @@ def test_a_wheel_entry_must_name_a_wheel(cache: BuildCache) -> None:
     cache.put_wheel("k", "empty-1.0-py3-none-any.whl", b"")
     assert cache.get_wheel("k") is None
     assert cache.get_wheel("never stored") is None
+
+
+def test_info_and_prune_of_the_build_cache(
+    cache: BuildCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import cli
+
+    from packer.buildcache import prune, usage
+
+    members._prepare("data.txt", TEXT, FILE_MODE, 6)
+    assert members.bytecode("m.py", SOURCE) is not None
+    cache.put_wheel("k", "proj-1.0-py3-none-any.whl", b"PK wheel")
+    kinds = usage(cache.folder)
+    assert {k: n for k, (n, _) in kinds.items()} == {"pyc": 1, "deflate": 1, "wheel": 1}
+    code, out, _ = cli("cache", "info", "--build")
+    assert code == 0 and "pyc: 1 entries" in out and cache.folder in out
+    # Not used for ten days: only the wheel, backdated; the others were just written.
+    (wheel,) = (p for p in (Path(cache.folder) / "wheel").rglob("*") if p.is_file())
+    old = wheel.stat().st_mtime - 10 * 86400
+    os.utime(wheel, (old, old))
+    assert prune(cache.folder, 7, remove_all=False)[0] == 1
+    assert cache.get_wheel("k") is None and cache.get_pyc(HERE, "m.py", SOURCE) is not None
+    code, out, _ = cli("cache", "prune", "--build", "--all")
+    assert code == 0 and out.startswith("2 removed"), out
+    assert usage(cache.folder) == {"pyc": (0, 0), "deflate": (0, 0), "wheel": (0, 0)}
+    assert not (Path(cache.folder) / "pyc").exists()  # emptied folders go too
+    monkeypatch.setenv("PACKER_BUILD_CACHE", "0")
+    code, _, err = cli("cache", "info", "--build")
+    assert code == 1 and "turned off" in err and err.count("\n") == 1
+
+
+def test_an_entry_in_use_is_kept_by_age(cache: BuildCache) -> None:
+    """Reading an entry marks it used (at most once a day), so prune --older-than keeps it."""
+    from packer.buildcache import prune
+
+    cache.put_wheel("k", "proj-1.0-py3-none-any.whl", b"PK wheel")
+    (wheel,) = (p for p in (Path(cache.folder) / "wheel").rglob("*") if p.is_file())
+    old = wheel.stat().st_mtime - 10 * 86400
+    os.utime(wheel, (old, old))
+    assert cache.get_wheel("k") is not None  # used now
+    assert prune(cache.folder, 7, remove_all=False) == (0, 0)
