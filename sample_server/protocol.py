@@ -8,7 +8,6 @@ import logging
 import socket
 import struct
 import termios
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -20,8 +19,8 @@ log = logging.getLogger("sample_server")
 #: the read that went past it); past it, the server stops reading from that client until its
 #: writes drain.
 WRITE_HIGH_WATER = 256 * 1024
-#: The buffer each read goes into (see EchoProtocol), and so the most read from a connection
-#: at once.
+#: The most either loop's transport reads from a connection at once (asyncio's ``max_size``;
+#: uvloop reads into a buffer of about this size).
 READ_SIZE = 256 * 1024
 
 
@@ -65,14 +64,12 @@ class Stats:
 IDLE_TICKS = 4
 
 
-class EchoProtocol(asyncio.BufferedProtocol):
+class EchoProtocol(asyncio.Protocol):
     """Echo every byte back, in order, with back-pressure from the client's reading.
 
-    A buffered Protocol, on either loop: the transport reads straight into a buffer of ours
-    (a plain Protocol gets a new ``bytes``, copied from the transport's own buffer, every
-    read), and what was read is written back as a view of it. A write the socket takes only
-    in part leaves the transport holding that view, so the buffer is read into again only
-    when the transport holds nothing; otherwise the next read gets a new one.
+    A plain Protocol, on either loop: the transport reads into ``bytes`` of the size read,
+    which are written back as they are. One Python call per read; a write the socket takes
+    only in part keeps those ``bytes``, which nothing else writes into.
     """
 
     def __init__(self, stats: Stats, idle_timeout: float, max_connections: int) -> None:
@@ -88,11 +85,6 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._quiet = 0  # idle-timer looks in a row that found nothing new
         self._paused = False
         self._finishing = False
-        self._view: memoryview | None = None
-        # The transport's write and get_write_buffer_size, bound once: on the path of every
-        # read. Until a connection is made, nothing is pending and nothing is written.
-        self._write: Callable[[memoryview], object] = _ignore
-        self._pending: Callable[[], int] = int
         stats.arriving += 1  # the loop makes a protocol only for a connection it accepted
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -111,21 +103,13 @@ class EchoProtocol(asyncio.BufferedProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        self._write = transport.write
-        self._pending = transport.get_write_buffer_size
         self._arm_idle()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        view = self._view
-        if view is None or self._pending():
-            view = self._view = memoryview(bytearray(READ_SIZE))
-        return view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        view = self._view
-        if view is not None:
-            self._write(view[:nbytes])
-            self.received += nbytes  # the whole bookkeeping of a read
+    def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.write(data)
+            self.received += len(data)  # the whole bookkeeping of a read
 
     def eof_received(self) -> bool:
         # Half-close: the client is done sending. Closing flushes what is still buffered.
@@ -145,7 +129,6 @@ class EchoProtocol(asyncio.BufferedProtocol):
                 self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._write = _ignore
         if self.transport is None:
             return  # rejected over the cap
         if exc is not None:
@@ -194,15 +177,11 @@ class EchoProtocol(asyncio.BufferedProtocol):
             # Some of what arrived is still to be echoed: look again in a moment.
             asyncio.get_running_loop().call_later(0.01, self._finish_when_read)
             return
-        self.buffer_updated = self._drop  # type: ignore[method-assign]
+        self.data_received = self._drop  # type: ignore[method-assign]
         transport.write_eof()  # after what is buffered has been sent
 
-    def _drop(self, nbytes: int) -> None:
+    def _drop(self, data: bytes) -> None:
         pass
-
-
-def _ignore(data: memoryview) -> None:
-    pass
 
 
 def _unread(transport: asyncio.BaseTransport) -> int:

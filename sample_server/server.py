@@ -92,13 +92,13 @@ def glibc() -> bool:
 def steady_malloc() -> bool:
     """Fix glibc's malloc thresholds for this process; False where that cannot be done.
 
-    The echo protocol reads into a buffer it keeps, but takes a new READ_SIZE one whenever
-    the transport still holds part of the last read (a client slow to read), and the loops
-    allocate for their own buffering. With glibc's defaults an allocation that size is
-    served by mmap/munmap (three system calls and fresh pages each time), or from the heap
-    once the dynamic threshold has moved, so its cost depends on the process's history. A
-    fixed mmap threshold above READ_SIZE keeps them on the heap, and a trim threshold well
-    above it keeps the heap from being shrunk and grown again each time.
+    asyncio's transport allocates READ_SIZE for every read, then shrinks it to what was read.
+    With glibc's defaults that allocation is served by mmap/munmap (three system calls and
+    fresh pages per read), or from the heap once the dynamic threshold has moved, so the cost
+    of a read depends on the process's history. A fixed mmap threshold above READ_SIZE keeps
+    reads on the heap, and a trim threshold well above it keeps the heap from being shrunk
+    and grown again per read. uvloop hands over ``bytes`` of the size read, which from
+    128 KiB are past the default threshold too; the same settings keep them on the heap.
     """
     import ctypes  # here: only workers pay for it, not every command line run
 
