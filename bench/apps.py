@@ -4,7 +4,7 @@ a venv install, shiv and pex.
 Run: python bench/apps.py [--runs N] [--app NAME ...]
 
 Each program is built from the same pinned requirement by each tool (packer ``--with DIST
---console-script NAME``, with and without ``--no-compile``, ``shiv -c NAME DIST``, ``pex DIST
+--console-script NAME``, with and without ``--compile``, ``shiv -c NAME DIST``, ``pex DIST
 -c NAME``) and ``NAME --version`` is timed: warm (the tool's cache already filled) and first
 run (emptied before each run), interleaved, medians. Everything runs on this interpreter;
 archives on a bare venv of it.
@@ -90,19 +90,19 @@ def run_all(work: Path, args: argparse.Namespace, write: bool) -> None:
     bare = make_venv(work / "bare")
     env = bench_env(PATH=f"{bare.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     startup_rows = [
-        "| app | venv warm ms | packer warm × venv | packer --no-compile warm × venv "
+        "| app | venv warm ms | packer warm × venv | packer --compile warm × venv "
         "| shiv warm × venv | pex warm × venv | packer first × venv "
-        "| packer --no-compile first × venv | shiv first × venv | pex first × venv |",
+        "| packer --compile first × venv | shiv first × venv | pex first × venv |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     size_rows = [
-        "| app | packer MB | packer --no-compile MB | shiv MB | pex MB | packer × shiv "
-        "| packer --no-compile × shiv | packer × pex | extracted by packer |",
+        "| app | packer MB | packer --compile MB | shiv MB | pex MB | packer × shiv "
+        "| packer --compile × shiv | packer × pex | extracted by packer |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     meta_rows = ["| app | venv ms | packer ms | packer × venv |", "|---|---:|---:|---:|"]
     size_ratios: list[float] = []
-    source_only_ratios: list[float] = []
+    compiled_ratios: list[float] = []
     for app in apps:
         spec, script = APPS[app]
         out = work / app
@@ -114,15 +114,15 @@ def run_all(work: Path, args: argparse.Namespace, write: bool) -> None:
 
         sh(bindir / "packer", "build", "-o", out / "app.pyz", "--with", spec,
            "--console-script", script, "-q")  # fmt: skip
-        sh(bindir / "packer", "build", "-o", out / "app-nc.pyz", "--with", spec,
-           "--console-script", script, "--no-compile", "-q")  # fmt: skip
+        sh(bindir / "packer", "build", "-o", out / "app-c.pyz", "--with", spec,
+           "--console-script", script, "--compile", "-q")  # fmt: skip
         sh(bindir / "shiv", "-c", script, "-o", out / "app.shiv", spec)
         sh(bindir / "pex", spec, "-c", script, "--python", bare, "-o", out / "app.pex")
-        caches = {name: out / f"cache-{name}" for name in ("packer", "nc", "shiv", "pex")}
+        caches = {name: out / f"cache-{name}" for name in ("packer", "c", "shiv", "pex")}
         contenders: dict[str, tuple[list[str], dict[str, str]]] = {
             "venv": ([str(venv.parent / script)], {}),
             "packer": ([str(bare), str(out / "app.pyz")], {"PACKER_CACHE": str(caches["packer"])}),
-            "nc": ([str(bare), str(out / "app-nc.pyz")], {"PACKER_CACHE": str(caches["nc"])}),
+            "c": ([str(bare), str(out / "app-c.pyz")], {"PACKER_CACHE": str(caches["c"])}),
             "shiv": ([str(bare), str(out / "app.shiv")], {"SHIV_ROOT": str(caches["shiv"])}),
             "pex": ([str(bare), str(out / "app.pex")], {"PEX_ROOT": str(caches["pex"])}),
         }
@@ -141,21 +141,21 @@ def run_all(work: Path, args: argparse.Namespace, write: bool) -> None:
         ratio = {name: median(times) / base for name, times in warm.items()}
         cold = {name: median(times) / base for name, times in first.items()}
         startup_rows.append(
-            f"| {app} | {base * 1000:.0f} | {ratio['packer']:.2f} | {ratio['nc']:.2f} "
+            f"| {app} | {base * 1000:.0f} | {ratio['packer']:.2f} | {ratio['c']:.2f} "
             f"| {ratio['shiv']:.2f} | {ratio['pex']:.2f} | {cold['packer']:.2f} "
-            f"| {cold['nc']:.2f} | {cold['shiv']:.2f} | {cold['pex']:.2f} |"
+            f"| {cold['c']:.2f} | {cold['shiv']:.2f} | {cold['pex']:.2f} |"
         )
-        files = {"packer": "app.pyz", "nc": "app-nc.pyz", "shiv": "app.shiv", "pex": "app.pex"}
+        files = {"packer": "app.pyz", "c": "app-c.pyz", "shiv": "app.shiv", "pex": "app.pex"}
         sizes = {name: (out / file).stat().st_size / 1e6 for name, file in files.items()}
         info = subprocess.run([str(bindir / "packer"), "info", "--json", str(out / "app.pyz")],
                               capture_output=True, text=True, check=True, env=env)  # fmt: skip
         extracted = [line.split(" (")[0] for line in json.loads(info.stdout).get("extracted", [])]
         size_ratios.append(sizes["packer"] / sizes["shiv"])
-        source_only_ratios.append(sizes["nc"] / sizes["shiv"])
+        compiled_ratios.append(sizes["c"] / sizes["shiv"])
         size_rows.append(
-            f"| {app} | {sizes['packer']:.1f} | {sizes['nc']:.1f} | {sizes['shiv']:.1f} "
+            f"| {app} | {sizes['packer']:.1f} | {sizes['c']:.1f} | {sizes['shiv']:.1f} "
             f"| {sizes['pex']:.1f} | {sizes['packer'] / sizes['shiv']:.2f} "
-            f"| {sizes['nc'] / sizes['shiv']:.2f} | {sizes['packer'] / sizes['pex']:.2f} "
+            f"| {sizes['c'] / sizes['shiv']:.2f} | {sizes['packer'] / sizes['pex']:.2f} "
             f"| {', '.join(extracted) or '-'} |"
         )
         ours, theirs = [], []
@@ -179,12 +179,12 @@ def run_all(work: Path, args: argparse.Namespace, write: bool) -> None:
         f"{', '.join(APPS[a][0] for a in apps)}.\n\n"
         + "\n".join(startup_rows)
         + "\n\nFirst run: the tool's cache emptied before each run (packer `PACKER_CACHE`, shiv "
-        "`SHIV_ROOT`, pex `PEX_ROOT`), as a venv's warm start is the baseline. `packer "
-        "--no-compile` stores no bytecode for the program: each module compiles at its first "
-        "import, into the runtime cache, which its warm runs read.\n\n"
+        "`SHIV_ROOT`, pex `PEX_ROOT`), as a venv's warm start is the baseline. packer's default "
+        "stores no bytecode for the program: each module compiles at its first import, into "
+        "the runtime cache, which its warm runs read; `packer --compile` stores it.\n\n"
         + "\n".join(size_rows)
-        + f"\n\nMedian packer × shiv size: {median(size_ratios):.2f}; with --no-compile: "
-        f"{median(source_only_ratios):.2f}.\n\n"
+        + f"\n\nMedian packer × shiv size: {median(size_ratios):.2f}; with --compile: "
+        f"{median(compiled_ratios):.2f}.\n\n"
         + "importlib.metadata in process (all distributions, their entry points, versions, "
         "files and METADATA), medians:\n\n" + "\n".join(meta_rows) + "\n"
     )

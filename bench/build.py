@@ -124,16 +124,16 @@ def main() -> None:
             "zipapp -c": [python, "-m", "zipapp", src, "-c", "-o", out / "zipapp.pyz"],
             "shiv": [bindir / "shiv", "--site-packages", src, "-e", "app.main:main",
                      "-o", out / "shiv.pyz", "--reproducible"],
-            "packer --no-compile": [bindir / "packer", "build", src, "-o", out / "nc.pyz",
-                                    "-m", "app.main:main", "--exclude", "/__main__.py",
-                                    "--no-compile", "-q"],
-            "packer (default, with bytecode)": [bindir / "packer", "build", src, "-o",
-                                                out / "packer.pyz", "-m", "app.main:main",
-                                                "--exclude", "/__main__.py", "-q"],
+            "packer (default, source)": [bindir / "packer", "build", src, "-o",
+                                         out / "packer.pyz", "-m", "app.main:main",
+                                         "--exclude", "/__main__.py", "-q"],
+            "packer --compile": [bindir / "packer", "build", src, "-o", out / "c.pyz",
+                                 "-m", "app.main:main", "--exclude", "/__main__.py",
+                                 "--compile", "-q"],
         }  # fmt: skip
-        rebuild = "packer rebuild, one file changed"
-        contenders[rebuild] = contenders["packer (default, with bytecode)"]
-        # The default build is a first build, which compiles and deflates everything: the
+        rebuild = "packer --compile rebuild, one file changed"
+        contenders[rebuild] = contenders["packer --compile"]
+        # The other builds are first builds, which compile and deflate everything: the
         # build cache is off for it, and on (in a folder of its own, filled by the warm-up
         # run) for the rebuild.
         envs = {
@@ -166,7 +166,7 @@ def main() -> None:
             + "\n".join(rows)
             + "\n\nArchive sizes: "
             + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items())
-            + ".\n\nThe default build's extra time is compiling every module to bytecode "
+            + ".\n\n`--compile`'s extra time is compiling every module to bytecode "
             "(CPython's compile(), spread over the CPUs in worker processes). zipapp stores "
             "no bytecode, so its archive compiles every module it imports on every start "
             "(zipimport writes none); shiv stores none either, and compiles once, when it "

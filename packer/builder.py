@@ -51,6 +51,7 @@ from .targets import Target, foreign_bytecode
 from .zipwriter import (
     FILE_MODE,
     Member,
+    Packs,
     ZipWriter,
     directory,
     prepare,
@@ -197,7 +198,7 @@ def _write(
     with_shebang = options.shebang
     prefix = shebang_line(interpreter) if with_shebang else b""
     jobs = member_jobs(plan, options)
-    do_compile = options.compile is not False
+    do_compile = options.compile
     warnings: list[str] = []
     work = tempfile.TemporaryDirectory(prefix="packer-bytecode-")
     targets = plan.staged.targets if plan.staged is not None else ()
@@ -206,14 +207,16 @@ def _write(
         warnings += more
     planned = planned_names(jobs)
     check_entry_count(len(planned) + len(folder_entries(planned)), plan.clauses, out)
-    with work, atomic_output(out, new_file_mode(with_shebang)) as fp:
+    packs = Packs((d.prefix for d in plan.runtime.native), epoch)
+    with work, contextlib.closing(packs), atomic_output(out, new_file_mode(with_shebang)) as fp:
         writer = ZipWriter(fp, prefix, epoch)
         entries: dict[str, tuple[str, int]] = {}
         stored = 0
 
         def add(member: Member) -> None:
             nonlocal stored
-            writer.add(member)
+            if not packs.take(member):
+                writer.add(member)
             entries[member.name] = (member.sha256, member.size)
             stored += member.size
 
@@ -226,6 +229,7 @@ def _write(
                 add(member)
             if progress is not None:
                 progress(done, len(jobs))
+        packs.finish(writer)
         # The stub goes last but for the manifest: it carries the native cache keys, which
         # derive from the hashes of the members just written, and, when the archive checks
         # itself and is signed, the key whose signature it requires.
@@ -318,7 +322,7 @@ def _manifest(
         interpreter=interpreter,
         requires_python=plan.requires_python,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if given_epoch else None,
-        bytecode=bytecode_tag() if options.compile is not False else None,
+        bytecode=bytecode_tag() if options.compile else None,
         distributions=_distinct(plan.staged),
         runtime=runtime,
         members=dict(sorted(members.items())),

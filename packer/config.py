@@ -111,8 +111,9 @@ class Settings:
         help="Python versions the archive accepts, checked first at start-up.",
     )  # fmt: skip
     compile: bool = _option(
-        "--compile/--no-compile", kind="switch", default=True,
-        help="Store bytecode for the building interpreter beside each module.",
+        "--compile/--no-compile", kind="switch", default=False,
+        help="Store bytecode beside each module, for each target Python installed here "
+        "(otherwise modules compile at their first import, into the runtime cache).",
     )  # fmt: skip
     compress: bool = _option(
         "--compress/--no-compress", kind="switch", default=True,

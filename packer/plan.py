@@ -366,7 +366,7 @@ def member_jobs(plan: Plan, options: Settings) -> list[MemberJob]:
     """The members to produce (compile, hash, compress), in name order; the stub and the
     manifest are made by the writer."""
     jobs: list[MemberJob] = []
-    do_compile = options.compile is not False
+    do_compile = options.compile
     for item in plan.files:
         name = APP_MAIN_MODULE + ".py" if item.name == STUB_NAME else item.name
         mode = EXEC_MODE if item.executable else FILE_MODE

@@ -7,12 +7,14 @@ itself (APPNOTE 6.3.x: local headers, central directory, zip64 where sizes need 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import stat
 import struct
+import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -31,6 +33,8 @@ from ._runtime.format import (
     MADE_BY,
     MAX16,
     MAX32,
+    NATIVE_FOLDER,
+    PACKS_FOLDER,
     SEAL_HEAD,
     SEAL_SIG,
     SEAL_SIZE,
@@ -46,6 +50,7 @@ __all__ = [
     "FILE_MODE",
     "STORED",
     "Member",
+    "Packs",
     "ZipWriter",
     "directory",
     "dos_datetime",
@@ -253,3 +258,58 @@ class ZipWriter:
             member.crc, packed, size, len(name), len(extra), 0, 0, 0, external, offset,
         )  # fmt: skip
         return record + name + extra
+
+
+class Packs:
+    """The members of the given folders of NATIVE_FOLDER, each folder written as one zip of
+    its own (a pack), stored in the archive as ``PACKS_FOLDER/<folder>.zip``.
+
+    The archive's readers list a pack's members under the folder's name; zipimport sees one
+    member, where it would read thousands of records at every start. Each pack is spooled to
+    a temporary file, so memory does not grow with it.
+    """
+
+    def __init__(self, folders: Iterable[str], epoch: int) -> None:
+        self._folders = sorted({f if f.endswith("/") else f + "/" for f in folders}, key=len)
+        self._epoch = epoch
+        self._open: dict[str, tuple[IO[bytes], ZipWriter]] = {}
+
+    def take(self, member: Member) -> bool:
+        """Add *member* to its pack; False when it is in none (the archive writes it)."""
+        if not member.name.startswith(NATIVE_FOLDER + "/"):
+            return False
+        folder = next((f for f in reversed(self._folders) if member.name.startswith(f)), None)
+        if folder is None:
+            return False
+        pack = self._open.get(folder)
+        if pack is None:
+            # Closed by finish() or close(): it outlives this call.
+            spool = tempfile.TemporaryFile(prefix="packer-pack-")  # noqa: SIM115
+            pack = self._open[folder] = (spool, ZipWriter(spool, b"", self._epoch))
+        pack[1].add(dataclasses.replace(member, name=member.name[len(folder) :]))
+        return True
+
+    def finish(self, writer: ZipWriter) -> None:
+        """Write every pack into *writer*, as a stored member."""
+        for folder, (spool, inner) in sorted(self._open.items()):
+            inner.finish(seal=False)
+            size = spool.tell()
+            crc = 0
+            for chunk in _spooled(spool):
+                crc = zlib.crc32(chunk, crc)
+            name = f"{PACKS_FOLDER}/{folder[len(NATIVE_FOLDER) + 1 : -1]}.zip"
+            member = Member(name, b"", STORED, crc, size, "", FILE_MODE, stream_size=size)
+            writer.add_stream(member, _spooled(spool))
+            spool.close()
+        self._open.clear()
+
+    def close(self) -> None:
+        for spool, _inner in self._open.values():
+            spool.close()
+        self._open.clear()
+
+
+def _spooled(spool: IO[bytes]) -> Iterator[bytes]:
+    spool.seek(0)
+    while chunk := spool.read(1 << 20):
+        yield chunk

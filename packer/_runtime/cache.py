@@ -314,6 +314,8 @@ def _matches(final: str, files: Dict[str, Tuple[str, int]]) -> bool:
                 continue
             record = files.get(rel)
             st = os.lstat(path)
+            if record is None and stat.S_ISREG(st.st_mode) and _compiled_here(rel, files):
+                continue
             if record is None or not stat.S_ISREG(st.st_mode) or st.st_size != record[1]:
                 return False
             digest = hashlib.sha256()
@@ -324,6 +326,17 @@ def _matches(final: str, files: Dict[str, Tuple[str, int]]) -> bool:
                 return False
             found.add(rel)
     return found == set(files)
+
+
+def _compiled_here(rel: str, files: Dict[str, Tuple[str, int]]) -> bool:
+    """Whether *rel* is the bytecode Python wrote, on import, for one of *files*' sources
+    (``pkg/__pycache__/mod.TAG.pyc`` for ``pkg/mod.py``): checked against that source's
+    time and size by whoever loads it, so an edited source is compiled again."""
+    head, _, tail = rel.rpartition("__pycache__/")
+    if (head and not head.endswith("/")) or "/" in tail or not tail.endswith(".pyc"):
+        return False
+    stem = tail.split(".", 1)[0]
+    return head + stem + ".py" in files
 
 
 def _hold(final: str, marker: str) -> bool:

@@ -13,7 +13,7 @@ import sys
 from . import cache
 from .errors import ArchiveError
 from .format import NativeDist, RuntimeConfig
-from .importer import compile_into
+from .importer import compile_into, serve_extracted
 from .importer import install as install_importer
 from .tags import describe_needs, describe_platform, platform_fits, tag_fits
 
@@ -70,13 +70,15 @@ def activate(
     natives, unusable = _native_fits(archive, config, chosen)
     install_importer(archive)
     sources = config.sources
-    if sources is not None:
+    if sources is not None and os.environ.get("PACKER_COMPILE_CACHE", "") != "0":
         compile_into(archive, lambda: cache.bytecode_folder(sources))
     paths = []
     if archive not in sys.path:
         paths.append(archive)
     check = config.verify or os.environ.get("PACKER_VERIFY", "") not in ("", "0")
-    paths += cache.ensure_extracted(archive, natives, warn or _warn_stderr(archive), check)
+    extracted = cache.ensure_extracted(archive, natives, warn or _warn_stderr(archive), check)
+    serve_extracted(extracted)
+    paths += extracted
     if unusable:
         # First on the meta path: an installed copy elsewhere must not stand in for it.
         env.unusable = _UnusableNative(unusable)

@@ -29,6 +29,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "NATIVE_FOLDER",
+    "PACKS_FOLDER",
     "RESERVED_PREFIXES",
     "RUNTIME_CONFIG_NAME",
     "RUNTIME_PACKAGE",
@@ -81,6 +82,11 @@ RUNTIME_CONFIG_NAME = "_packer/runtime-config.py"
 SITE_PACKAGES = "_packer/site-packages"
 #: Bundled distributions with native code, one folder each, extracted to the cache.
 NATIVE_FOLDER = "_packer/native"
+#: Each folder of NATIVE_FOLDER stored as one member, ``PACKS_FOLDER/<folder>.zip``: a zip of
+#: its own, stored (not deflated), whose members the tools show under ``NATIVE_FOLDER/<folder>/``.
+#: Nothing imports them from the archive (they are extracted first), and zipimport reads every
+#: member's record at every start, so thousands of them cost milliseconds each run.
+PACKS_FOLDER = "_packer/packs"
 #: Pure distributions that some targets of a multi-target archive have and others have not,
 #: or have in another version: each in a folder of its own, on sys.path for its targets only.
 VARIANTS_FOLDER = "_packer/variants"
@@ -323,13 +329,21 @@ class Entry:
 class Layout:
     """Where everything is in an archive file, as every reader will see it."""
 
-    __slots__ = ("by_name", "end_offset", "entries", "prefix", "seal", "size", "strict", "zip64")
+    __slots__ = (
+        "by_name", "end_offset", "entries", "packs", "prefix", "records", "seal", "size",
+        "strict", "zip64",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.size = 0
         self.prefix = b""
+        #: The members, a pack's under their own names (see PACKS_FOLDER), in name order.
         self.entries: List[Entry] = []
         self.by_name: Dict[str, Entry] = {}
+        #: The pack members themselves, as the zip lists them.
+        self.packs: List[Entry] = []
+        #: Records in the central directory (a pack is one).
+        self.records = 0
         self.end_offset = 0
         self.seal: Optional[Seal] = None
         self.strict = False
@@ -354,7 +368,11 @@ class NotCanonicalError(ArchiveError):
 
 
 def parse_layout(
-    fp: IO[bytes], name: str, limits: Optional[Limits] = None, strict: bool = False
+    fp: IO[bytes],
+    name: str,
+    limits: Optional[Limits] = None,
+    strict: bool = False,
+    pack: bool = False,
 ) -> Layout:
     """Read *fp*'s zip structure and refuse anything two readers could read differently.
 
@@ -363,7 +381,9 @@ def parse_layout(
     local records tiling the space before it and matching it, zip64 only where needed.
     Any other zip is read leniently, but overlapping, duplicate or mismatched records are
     refused all the same. Raises :class:`NotCanonicalError` listing every problem found.
-    *strict* holds any archive to the canonical rules.
+    *strict* holds any archive to the canonical rules. The members of each pack (see
+    PACKS_FOLDER) are read by the same rules and listed under their folder's name; *pack*
+    reads one such inner zip (canonical, but no manifest, seal, comment or prefix).
     """
     limits = limits or Limits()
     problems: List[str] = []
@@ -386,8 +406,10 @@ def parse_layout(
     comment = tail[pos + END.size :]
     seal, seal_problem = parse_seal(comment)
     layout.seal = seal
-    strict = layout.strict = strict or seal is not None or seal_problem is not None
-    if seal_problem:
+    strict = layout.strict = strict or pack or seal is not None or seal_problem is not None
+    if pack and comment:
+        problems.append("it has a zip comment")
+    elif seal_problem:
         problems.append(seal_problem)
     if comment_length != len(comment):
         problems.append(
@@ -439,15 +461,20 @@ def parse_layout(
     directory = fp.read(cd_size)
     if len(directory) != cd_size:
         _fail(problems, name, strict, "the central directory is cut off")
-    _read_central(layout, directory, count, shift, strict, problems)
+    _read_central(layout, directory, count, shift, strict, problems, pack)
+    layout.records = len(layout.entries)
     if not strict and MANIFEST_NAME in layout.by_name:
         # A manifest makes it a packer archive, whatever its comment says: read it again by
         # the canonical rules (a seal stripped off must not buy the lenient ones).
         return parse_layout(fp, name, limits, strict=True)
     if layout.entries and not problems:
         _check_locals(fp, layout, cd_offset + shift, shift, strict, problems)
-    if strict:
+    if pack and layout.prefix:
+        problems.append("there are bytes before its first member")
+    elif strict:
         _check_prefix(fp, layout, problems)
+    if strict and not pack and not problems:
+        _expand_packs(fp, layout, name, limits, problems)
     _check_tree(layout, strict, problems)
     _check_limits(layout, limits, name)
     if problems:
@@ -462,7 +489,13 @@ def _fail(problems: List[str], name: str, strict: bool, problem: str) -> None:
 
 
 def _read_central(
-    layout: Layout, data: bytes, count: int, shift: int, strict: bool, problems: List[str]
+    layout: Layout,
+    data: bytes,
+    count: int,
+    shift: int,
+    strict: bool,
+    problems: List[str],
+    pack: bool = False,
 ) -> None:
     at = 0
     previous = None
@@ -537,6 +570,8 @@ def _read_central(
         previous = name
     if at != len(data):
         problems.append("the central directory has %d bytes after its records" % (len(data) - at))
+    if pack:
+        return
     if strict and not has_manifest:
         problems.append("no %s" % MANIFEST_NAME)
     if strict and layout.seal is None:
@@ -655,6 +690,97 @@ def _check_prefix(fp: IO[bytes], layout: Layout, problems: List[str]) -> None:
         or b"\0" in prefix
     ):
         problems.append("the bytes before the first member are not one shebang line")
+
+
+class _Window:
+    """Bytes *start* to *start* + *length* of *fp*, read as a file of their own: a stored
+    pack, parsed where it lies."""
+
+    def __init__(self, fp: IO[bytes], start: int, length: int) -> None:
+        self._fp = fp
+        self._start = start
+        self._length = length
+        self._at = 0
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._at, os.SEEK_END: self._length}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self._length - self._at)
+        n = left if n is None or n < 0 else min(n, left)
+        self._fp.seek(self._start + self._at)
+        data = self._fp.read(n)
+        self._at += len(data)
+        return data
+
+
+def _expand_packs(
+    fp: IO[bytes], layout: Layout, name: str, limits: Limits, problems: List[str]
+) -> None:
+    """List each pack's members in its place (see PACKS_FOLDER), read by the same rules.
+
+    A pack must be stored, so that its members lie in the file where their offsets say, and
+    its CRC must hold, as zipfile would check it. Its members' offsets become the file's;
+    a name the archive holds outside the pack too is refused.
+    """
+    packs = [e for e in layout.entries if e.name.startswith(PACKS_FOLDER + "/")]
+    if not packs:
+        return
+    merged = [e for e in layout.entries if not e.name.startswith(PACKS_FOLDER + "/")]
+    inside: Dict[str, str] = {}
+    for pack in packs:
+        shown = repr(pack.name)
+        folder = pack.name[len(PACKS_FOLDER) + 1 : -len(".zip")]
+        if pack.is_dir or not pack.name.endswith(".zip") or not folder:
+            problems.append("member %s is not a pack (%s/FOLDER.zip)" % (shown, PACKS_FOLDER))
+            continue
+        if pack.method != STORED or pack.compressed != pack.size:
+            problems.append("pack %s is compressed (a pack is stored)" % shown)
+            continue
+        crc = 0
+        fp.seek(pack.data_offset)
+        left = pack.size
+        while left > 0:
+            chunk = fp.read(min(left, _CHUNK))
+            if not chunk:
+                break
+            crc = zlib.crc32(chunk, crc)
+            left -= len(chunk)
+        if left or crc != pack.crc:
+            problems.append("pack %s is damaged: bad CRC-32" % shown)
+            continue
+        try:
+            window: Any = _Window(fp, pack.data_offset, pack.size)  # all parse_layout uses
+            inner = parse_layout(window, pack.name, limits, pack=True)
+        except NotCanonicalError as exc:
+            problems.extend("pack %s: %s" % (shown, problem) for problem in exc.problems)
+            continue
+        except ArchiveError as exc:
+            problems.append(str(exc))
+            continue
+        base = "%s/%s/" % (NATIVE_FOLDER, folder)
+        for entry in inner.entries:
+            entry.name = base + entry.name
+            entry.raw_name = entry.name.encode("utf-8")
+            entry.header_offset += pack.data_offset
+            entry.data_offset += pack.data_offset
+            if entry.name in layout.by_name or entry.name in inside:
+                problems.append("member %r is in pack %s and elsewhere too" % (entry.name, shown))
+            inside[entry.name] = pack.name
+            merged.append(entry)
+    if len(merged) > limits.max_members:
+        raise ArchiveError(
+            "%s: %d members, more than the limit of %d" % (name, len(merged), limits.max_members)
+        )
+    merged.sort(key=lambda e: e.name)
+    layout.entries = merged
+    layout.by_name = {e.name: e for e in merged}
+    layout.packs = packs
 
 
 def _check_tree(layout: Layout, strict: bool, problems: List[str]) -> None:

@@ -18,14 +18,14 @@ import os
 import sys
 import zipimport
 import zlib
-from importlib.machinery import ModuleSpec
-from importlib.util import MAGIC_NUMBER, decode_source
+from importlib.machinery import ModuleSpec, SourceFileLoader
+from importlib.util import MAGIC_NUMBER, cache_from_source, decode_source
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["adopt", "compile_into", "install", "read_member", "toc_names"]
+__all__ = ["adopt", "compile_into", "install", "read_member", "serve_extracted", "toc_names"]
 
 _LOCAL_HEADER = 30
 _UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")
@@ -123,7 +123,12 @@ def compile_into(archive: str, folder: Callable[[], Optional[str]]) -> None:
 
 def _cached_code(archive: _ArchiveFile, stem: str, source: bytes) -> Any:
     """The code of *stem* from the compiled-bytecode folder, or compiled from *source* and
-    written there (unless ``sys.dont_write_bytecode``)."""
+    written there.
+
+    Written whatever ``sys.dont_write_bytecode`` says (``-B``, ``PYTHONDONTWRITEBYTECODE``):
+    that keeps ``.pyc`` files out of source folders, and this one is the archive's cache, as
+    its extracted native code is. Images that set the variable would otherwise compile every
+    module at every start. ``PACKER_COMPILE_CACHE=0`` turns the cache off."""
     folder = archive.compiled
     if callable(folder):
         folder = archive.compiled = folder() or ""
@@ -145,7 +150,7 @@ def _cached_code(archive: _ArchiveFile, stem: str, source: bytes) -> Any:
                     pass  # damaged: compiled and written again below
     # The member name, as in the bytecode the builder stores: tracebacks read the same.
     code = compile(source, stem + ".py", "exec", dont_inherit=True)
-    if path and not sys.dont_write_bytecode:
+    if path:
         _write_pyc(path, marshal.dumps(code))
     return code
 
@@ -166,6 +171,57 @@ def _write_pyc(path: str, body: bytes) -> None:
 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def serve_extracted(roots: List[str]) -> None:
+    """Import from the extracted folders *roots* (cache entries) with Python's own finder,
+    but keep the bytecode of what compiles there even under ``sys.dont_write_bytecode``,
+    as the compile cache does (see _cached_code): the folders are the archive's cache."""
+    if not roots:
+        return
+    from importlib.machinery import (
+        BYTECODE_SUFFIXES,
+        EXTENSION_SUFFIXES,
+        SOURCE_SUFFIXES,
+        ExtensionFileLoader,
+        FileFinder,
+        SourcelessFileLoader,
+    )
+
+    inside = tuple(root.rstrip("/") + "/" for root in roots)
+    loaders = (
+        (ExtensionFileLoader, EXTENSION_SUFFIXES),
+        (_ExtractedLoader, SOURCE_SUFFIXES),
+        (SourcelessFileLoader, BYTECODE_SUFFIXES),
+    )
+
+    def hook(path: str) -> Any:
+        if (path + "/").startswith(inside):
+            return FileFinder(path, *loaders)
+        raise ImportError("not an extracted folder", path=path)
+
+    sys.path_hooks.insert(0, hook)
+
+
+class _ExtractedLoader(SourceFileLoader):
+    def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> Any:  # type: ignore[override]
+        code = super().source_to_code(data, path, _optimize=_optimize)
+        if sys.dont_write_bytecode and isinstance(path, str):
+            # What SourceLoader.get_code would write had the flag been clear: a
+            # timestamp-checked .pyc, so an edited source is compiled again.
+            try:
+                st = self.path_stats(path)
+                header = (
+                    MAGIC_NUMBER + bytes(4)
+                    + (int(st["mtime"]) & 0xFFFFFFFF).to_bytes(4, "little")
+                    + (len(data) & 0xFFFFFFFF).to_bytes(4, "little")
+                )  # fmt: skip
+                # SourceFileLoader's own writer: the source's mode, written whole, renamed.
+                cache = self._cache_bytecode  # type: ignore[attr-defined]
+                cache(path, cache_from_source(path), header + marshal.dumps(code))
+            except (AttributeError, NotImplementedError, OSError, ValueError):
+                pass
+        return code
 
 
 def read_member(archive: str, name: str) -> bytes:

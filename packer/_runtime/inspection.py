@@ -80,6 +80,9 @@ def info(path: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
             "format": seal.format if seal else None,
             "interpreter": layout.interpreter,
             "members": len(files),
+            # Records zipimport reads at every start: a pack is one, whatever it holds.
+            "zip_records": layout.records,
+            "packs": [p.name for p in layout.packs],
             "stored_size": sum(e.size for e in files),
             "packed_size": layout.size,
             "entry_point": None,

@@ -70,7 +70,12 @@ def info_lines(data: Dict[str, Any]) -> List[str]:
         lines.append("build id: %s" % (data.get("build_id") or "-"))
         lines.append("created: %s" % (data.get("created") or "-"))
     lines += [
-        "members: %d" % data["members"],
+        "members: %d" % data["members"]
+        + (
+            " (zip records: %d; packs: %s)" % (data["zip_records"], ", ".join(data["packs"]))
+            if data.get("packs")
+            else ""
+        ),
         "size: %s stored, %s packed"
         % (human_size(data["stored_size"]), human_size(data["packed_size"])),
         "digest: %s" % digest.get("status", "absent"),

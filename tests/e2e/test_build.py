@@ -40,13 +40,15 @@ def test_build_packs_project_files_runtime_stub_and_manifest(
     src = make_tree(APP)
     result = packer.build(src, tmp_path / "app.pyz", entry="pkg.cli:main")
     names = members(result.output)
+    # Source only by default (modules compile at their first import, into the runtime
+    # cache), but for the runtime, which zipimport loads before that cache can serve.
+    assert "pkg/cli.pyc" not in names and "__main__.pyc" not in names
     for expected in (
         "__main__.py",
-        "__main__.pyc",
         "_packer/manifest.json",
         "_packer_runtime/__init__.py",
+        "_packer_runtime/__init__.pyc",
         "pkg/cli.py",
-        "pkg/cli.pyc",
         "pkg/data/table.txt",
         "tool.sh",
         "nspkg/",
@@ -108,8 +110,9 @@ def test_bytecode_is_hash_based_unchecked_for_this_interpreter(
     make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     src = make_tree(APP)
-    result = packer.build(src, tmp_path / "app.pyz", entry="pkg.cli:main")
+    result = packer.build(src, tmp_path / "app.pyz", entry="pkg.cli:main", compile=True)
     with zipfile.ZipFile(result.output) as zf:
+        assert "__main__.pyc" in zf.namelist()
         pyc = zf.read("pkg/cli.pyc")
         source = zf.read("pkg/cli.py")
     assert pyc[:4] == importlib.util.MAGIC_NUMBER
@@ -129,7 +132,7 @@ def test_syntax_error_ships_source_with_a_warning(
     make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     src = make_tree({**APP, "pkg/broken.py": "def (:\n"})
-    result = packer.build(src, tmp_path / "app.pyz", entry="pkg.cli:main")
+    result = packer.build(src, tmp_path / "app.pyz", entry="pkg.cli:main", compile=True)
     names = members(result.output)
     assert "pkg/broken.py" in names and "pkg/broken.pyc" not in names
     assert any("pkg/broken.py" in w and "syntax error" in w for w in result.warnings)
@@ -408,9 +411,9 @@ def test_parallel_and_sequential_builds_are_identical(
     files = {f"pkg/m{i}.py": body + f"NAME = 'm{i}'\n" for i in range(80)}
     assert sum(len(v) for v in files.values()) * 10 > PARALLEL_THRESHOLD
     src = make_tree({**APP, **files})
-    one = packer.build(src, tmp_path / "one.pyz", entry="pkg.cli:main", jobs=1)
+    one = packer.build(src, tmp_path / "one.pyz", entry="pkg.cli:main", jobs=1, compile=True)
     assert submitted == [], "jobs=1 produces every member in this process"
-    two = packer.build(src, tmp_path / "two.pyz", entry="pkg.cli:main", jobs=2)
+    two = packer.build(src, tmp_path / "two.pyz", entry="pkg.cli:main", jobs=2, compile=True)
     assert len(submitted) >= 2, "jobs=2 hands batches to worker processes"
     assert one.output.read_bytes() == two.output.read_bytes()
     with pytest.raises(packer.ConfigError, match="jobs must be at least 1"):

@@ -74,10 +74,22 @@ def test_a_traceback_from_cached_bytecode_shows_the_source(bare: Path, tmp_path:
     assert _cached(tmp_path)
 
 
-def test_dont_write_bytecode_is_honoured(bare: Path, tmp_path: Path) -> None:
+def test_dont_write_bytecode_still_fills_the_cache(bare: Path, tmp_path: Path) -> None:
+    # The variable keeps .pyc files out of source folders; the archive's cache is not one.
+    first = run([bare, "-c", WATCH], env=_env(tmp_path, PYTHONDONTWRITEBYTECODE="1"))
+    assert (first.returncode, first.stdout) == (0, COMPILED), first.stderr
+    again = run([bare, "-B", "-c", WATCH], env=_env(tmp_path, PYTHONDONTWRITEBYTECODE="1"))
+    assert (again.returncode, again.stdout) == (0, "[]\n"), again.stderr
+    assert _cached(tmp_path)
+
+
+def test_the_compile_cache_can_be_turned_off(bare: Path, tmp_path: Path) -> None:
+    # Then zipimport compiles them, under their path in the archive.
+    watch = WATCH.replace("name.startswith('pkg')", "'.pyz/pkg/' in name")
     for _ in range(2):
-        proc = run([bare, "-c", WATCH], env=_env(tmp_path, PYTHONDONTWRITEBYTECODE="1"))
-        assert (proc.returncode, proc.stdout) == (0, COMPILED), proc.stderr
+        proc = run([bare, "-c", watch], env=_env(tmp_path, PACKER_COMPILE_CACHE="0"))
+        assert proc.returncode == 0, proc.stderr
+        assert [name.rsplit(".pyz/", 1)[1] for name in eval(proc.stdout)] == eval(COMPILED)
     assert _cached(tmp_path) == []
 
 

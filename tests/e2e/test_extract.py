@@ -59,7 +59,7 @@ def extracted(out: Path) -> list[str]:
 
 
 def test_code_that_reads_its_files_by_path_runs_extracted(tmp_path: Path, wheels: Path) -> None:
-    out, proc = build(tmp_path, wheels)
+    out, proc = build(tmp_path, wheels, "--compile")
     assert proc.returncode == 0, proc.stderr
     assert extracted(out) == [
         ("bypath 2.0", "bypath/__init__.py: open() on a path made from __file__ or __path__")
@@ -78,6 +78,35 @@ def test_code_that_reads_its_files_by_path_runs_extracted(tmp_path: Path, wheels
     assert lines[0] == "a table read by path hello from greet 2.0"
     assert lines[1].startswith(str(cache)) and lines[1].endswith("/bypath/__init__.py")
     assert lines[2] == "[]"  # its bytecode came with it: nothing compiled at the first run
+
+
+def test_an_extracted_distribution_compiles_once(tmp_path: Path, wheels: Path) -> None:
+    # Without stored bytecode, what runs extracted compiles at its first import and keeps
+    # it in its cache entry, PYTHONDONTWRITEBYTECODE or not: the entry is no source tree.
+    out, proc = build(tmp_path, wheels)
+    assert proc.returncode == 0, proc.stderr
+    code = (
+        "import sys\n"
+        "compiled = []\n"
+        "sys.addaudithook(lambda e, a: compiled.append(str(a[1])) if e == 'compile' else None)\n"
+        "from app.cli import main; main()\n"
+        "print(sorted(n.rsplit('/', 2)[-2] + '/' + n.rsplit('/', 1)[-1] for n in compiled"
+        " if n.endswith('.py')))\n"
+    )
+    env = clean_env(PACKER_CACHE=str(tmp_path / "cache"), PACKER_INTERPRETER="1",
+                    PYTHONDONTWRITEBYTECODE="1")  # fmt: skip
+    first = run([out, "-c", code], env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1] == str(
+        ["app/__init__.py", "app/cli.py", "bypath/__init__.py", "greet/__init__.py"]
+    )
+    again = run([out, "-c", code], env=env)
+    assert (again.returncode, again.stdout.splitlines()[-1]) == (0, "[]"), again.stderr
+    assert list((tmp_path / "cache").rglob("bypath/__pycache__/__init__.*.pyc"))
+    # And --verify-on-start takes that bytecode for what it is, not a changed entry.
+    checked = run([out, "-c", code], env={**env, "PACKER_VERIFY": "1"})
+    assert (checked.returncode, checked.stdout.splitlines()[-1]) == (0, "[]"), checked.stderr
+    assert "extracting it again" not in checked.stderr
 
 
 def test_no_extract_leaves_it_in_the_zip_where_it_fails(tmp_path: Path, wheels: Path) -> None:

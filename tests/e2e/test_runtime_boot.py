@@ -28,7 +28,16 @@ def test_the_runtime_loads_from_each_targets_own_bytecode(tmp_path: Path) -> Non
     app = write_tree(tmp_path / "app", {"probe.py": PROBE})
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     targets = [here] + [f"{v[0]}.{v[1]}" for _, v in others]
-    args: list[object] = ["build", app, "-o", tmp_path / "app.pyz", "-m", "probe:main", "-q"]
+    args: list[object] = [
+        "build",
+        app,
+        "-o",
+        tmp_path / "app.pyz",
+        "-m",
+        "probe:main",
+        "-q",
+        "--compile",
+    ]
     for target in targets:
         args += ["--target", target]
     code, _, err = cli(*args)

@@ -44,7 +44,7 @@ def test_config_values_are_checked_and_paths_made_relative_to_the_file(tmp_path:
     assert values["find_links"] == (str(tmp_path / "conf" / "wheels"),
                                     "https://example.invalid/simple")  # fmt: skip
     settings = resolve({"compression_level": 9}, values)
-    assert (settings.compression_level, settings.shebang, settings.compile) == (9, False, True)
+    assert (settings.compression_level, settings.shebang, settings.compile) == (9, False, False)
     assert settings.with_packages == ("click",)
 
 
