@@ -31,12 +31,12 @@ import contextlib
 import hashlib
 import importlib.util
 import os
-import stat
 import sys
 import tempfile
 import time
 import zlib
 
+from ._runtime.cache import check_trusted
 from .canonical import FORM
 
 __all__ = [
@@ -167,10 +167,8 @@ def default_cache() -> BuildCache | None:
         return None
     try:
         os.makedirs(folder, 0o700, exist_ok=True)
-        st = os.lstat(folder)
+        check_trusted(folder)  # the rule the runtime's cache follows, parent folder included
     except OSError:
-        return None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
         return None
     return BuildCache(folder)
 

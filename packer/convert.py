@@ -25,7 +25,7 @@ from .errors import BuildError
 from .output import atomic_output, new_file_mode
 from .zipwriter import FILE_MODE, Member, ZipWriter, prepare, shebang_line
 
-__all__ = ["FORMATS", "convert"]
+__all__ = ["FORMATS", "convert", "member_epoch"]
 
 FORMATS = ("zip", "tar", "pyz")
 
@@ -73,7 +73,7 @@ def convert(
 def _write_zip(archive: Archive, out: BinaryIO, prefix: bytes) -> None:
     entries = archive.entries
     manifest = archive.manifest() if archive.layout.strict else None
-    writer = ZipWriter(out, prefix, _epoch(manifest.created if manifest else None))
+    writer = ZipWriter(out, prefix, member_epoch(manifest.created if manifest else None))
     for entry in entries:
         if entry.name == MANIFEST_NAME:
             continue
@@ -89,7 +89,7 @@ def _write_zip(archive: Archive, out: BinaryIO, prefix: bytes) -> None:
     writer.finish()
 
 
-def _epoch(created: str | None) -> int:
+def member_epoch(created: str | None) -> int:
     """The time every member gets: the packer archive's recorded build time, else 1980."""
     if created is None:
         return 315532800

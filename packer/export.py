@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._runtime.environment import _normalize
+from ._runtime.environment import normalize_name
 from ._runtime.format import (
     APP_MAIN_MODULE,
     NATIVE_FOLDER,
@@ -33,7 +33,7 @@ from ._runtime.format import (
     open_archive,
 )
 from ._runtime.inspection import refuse_damaged
-from .convert import _epoch
+from .convert import member_epoch
 from .errors import BuildError
 from .output import atomic_output, new_file_mode
 from .plan import folder_entries
@@ -81,8 +81,8 @@ def export(
         variants = [v for v in runtime.variants if chosen_target in v.targets]
         natives = [d for d in runtime.native if not d.targets or chosen_target in d.targets]
         pure_extracted = {(n, v): why for n, v, _, why in manifest.distributions if why}
-        given = {_normalize(name): name for name in leave_out}
-        known = {_normalize(d.name) for d in natives}
+        given = {normalize_name(name): name for name in leave_out}
+        known = {normalize_name(d.name) for d in natives}
         unknown = sorted(set(given) - known)
         if unknown:
             raise BuildError(
@@ -90,7 +90,7 @@ def export(
                 "distribution of that name"
             )
         native = [d for d in natives if (d.name, d.version) not in pure_extracted]
-        refused = [d for d in native if _normalize(d.name) not in given]
+        refused = [d for d in native if normalize_name(d.name) not in given]
         if refused:
             listed = ", ".join(f"{d.name} {d.version}" for d in refused)
             flags = " ".join(f"--leave-out {d.name}" for d in refused)
@@ -99,7 +99,7 @@ def export(
                 f"(leave {'it' if len(refused) == 1 else 'them'} out with {flags})"
             )
         # Pure ones the archive extracts go in the zip too, and the chosen target's variants.
-        kept_prefixes = [d.prefix for d in natives if _normalize(d.name) not in given]
+        kept_prefixes = [d.prefix for d in natives if normalize_name(d.name) not in given]
         kept_prefixes += [v.folder + "/" for v in variants]
         chosen: list[tuple[str, Entry]] = []
         for entry in archive.entries:
@@ -113,7 +113,7 @@ def export(
         if len(set(names)) != len(names):
             raise BuildError(f"{src.name}: two members would have the same name in the zip")
         with atomic_output(out, new_file_mode(executable=False)) as fp:
-            writer = ZipWriter(fp, b"", _epoch(manifest.created))
+            writer = ZipWriter(fp, b"", member_epoch(manifest.created))
             for name, entry in chosen:
                 member = Member(name, b"", entry.method, entry.crc, entry.size, "",
                                 entry.mode or 0o100644, stream_size=entry.compressed)  # fmt: skip
@@ -123,9 +123,9 @@ def export(
             writer.finish(seal=False)
     by_path = tuple(
         (f"{n} {v}", why) for (n, v), why in sorted(pure_extracted.items())
-        if _normalize(n) not in given
+        if normalize_name(n) not in given
     )  # fmt: skip
-    left = sorted({d.name for d in natives if _normalize(d.name) in given})
+    left = sorted({d.name for d in natives if normalize_name(d.name) in given})
     pth = tuple(runtime.pth)
     return Exported(out, len(chosen), tuple(left), by_path, pth)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _runtime
-from ._runtime.environment import _normalize
+from ._runtime.environment import normalize_name
 from ._runtime.format import (
     APP_MAIN_MODULE,
     MANIFEST_NAME,
@@ -224,9 +224,9 @@ def _choose_extracted(options: Settings, staged: Staged | None) -> None:
     BuildError for a name no bundled distribution has, or one given both ways."""
     dists = staged.distributions if staged is not None else []
     root = staged.root if staged is not None else Path()
-    have = {_normalize(d.name) for d in dists}
-    yes = {_normalize(n): n for n in options.extract or ()}
-    no = {_normalize(n): n for n in options.no_extract or ()}
+    have = {normalize_name(d.name) for d in dists}
+    yes = {normalize_name(n): n for n in options.extract or ()}
+    no = {normalize_name(n): n for n in options.no_extract or ()}
     for option, names in (("--extract", yes), ("--no-extract", no)):
         unknown = sorted(set(names) - have)
         if unknown:
@@ -235,7 +235,7 @@ def _choose_extracted(options: Settings, staged: Staged | None) -> None:
     if both:
         raise BuildError(f"{yes[both[0]]}: given to both --extract and --no-extract")
     for dist in dists:
-        key = _normalize(dist.name)
+        key = normalize_name(dist.name)
         if dist.native:
             if key in no:
                 raise BuildError(
@@ -255,8 +255,8 @@ def _choose_extracted(options: Settings, staged: Staged | None) -> None:
 
 def _optional_native(options: Settings, staged: Staged | None) -> frozenset[str]:
     """The bundled distributions named by ``optional_native``; BuildError for any other name."""
-    wanted = {_normalize(name): name for name in options.optional_native or ()}
-    bundled = {_normalize(dist.name) for dist in (staged.distributions if staged else [])}
+    wanted = {normalize_name(name): name for name in options.optional_native or ()}
+    bundled = {normalize_name(dist.name) for dist in (staged.distributions if staged else [])}
     unknown = [given for key, given in wanted.items() if key not in bundled]
     if unknown:
         raise BuildError(f"--optional-native {unknown[0]}: no bundled distribution has that name")
@@ -290,7 +290,7 @@ def _runtime_config(staged: Staged | None, optional: frozenset[str] = frozenset(
             Variant(_folder(dist), [(dist.name, dist.version, dist.dist_info)], dist.targets, pth)
         )
     for dist in natives:
-        is_optional = _normalize(dist.name) in optional
+        is_optional = normalize_name(dist.name) in optional
         config.native.append(
             NativeDist(
                 dist.name,

@@ -36,6 +36,7 @@ __all__ = [
     "CacheEntry",
     "bytecode_folder",
     "cache_root",
+    "check_trusted",
     "ensure_extracted",
     "list_entries",
     "prune",
@@ -211,7 +212,7 @@ def bytecode_folder(sources: str) -> Optional[str]:
     entry = os.path.join(root, "bytecode-" + sources[:40])
     try:
         os.makedirs(root, mode=0o700, exist_ok=True)
-        _check_trusted(root)
+        check_trusted(root)
         with contextlib.suppress(FileExistsError):
             os.mkdir(entry, 0o700)
         st = os.lstat(entry)
@@ -235,7 +236,7 @@ def _private(st: os.stat_result) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
-def _check_trusted(root: str) -> None:
+def check_trusted(root: str) -> None:
     """Refuse a cache root that someone else could plant code in.
 
     The root must be this user's and writable by no one else; its parent this user's or
@@ -284,7 +285,7 @@ def _ensure(
         except NotADirectoryError:
             raise OSError(errno.ENOTDIR, "not a folder", root) from None
         else:
-            _check_trusted(root)
+            check_trusted(root)
             if not _private(os.lstat(final)):
                 raise OSError(errno.EPERM, "a cache entry that is not this user's alone", final)
             if _hold(final, marker):
@@ -369,7 +370,7 @@ def _extract(source: _Source, root: str, final: str, dist: NativeDist) -> None:
     import tempfile
 
     os.makedirs(root, mode=0o700, exist_ok=True)
-    _check_trusted(root)
+    check_trusted(root)
     if os.path.lexists(final):
         if os.path.exists(os.path.join(final, MARKER)):
             # Finished by another run since this one looked: others may be running from it

@@ -21,7 +21,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations only
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["Environment", "activate", "choose_target", "mount"]
+__all__ = ["Environment", "activate", "choose_target", "mount", "normalize_name"]
 
 
 def _warn_stderr(archive: str) -> Callable[[str], None]:
@@ -268,7 +268,7 @@ def _process_pth(archive: str, site: Optional[str], name: str) -> List[str]:
     return added
 
 
-def _normalize(name: str) -> str:
+def normalize_name(name: str) -> str:
     """PEP 503 normalisation (runs of -_. become -), without importing re at start-up."""
     out: List[str] = []
     for char in name.lower():
@@ -290,7 +290,7 @@ class _MetadataFinder:
 
     def __init__(self, archive: str, dists: List[Tuple[str, Tuple[str, str, str]]]) -> None:
         self.archive = archive
-        self.dists = [(_normalize(d[0]), folder, d[2]) for folder, d in dists]
+        self.dists = [(normalize_name(d[0]), folder, d[2]) for folder, d in dists]
         self._root: Any = None
         self._found: Optional[List[Any]] = None
 
@@ -312,7 +312,7 @@ class _MetadataFinder:
             self._found = [_bundled(Distribution, self, *d) for d in self.dists]
             _hide_from_path_finder(self.archive, sorted({d[1] for d in self.dists}))
         wanted = getattr(context, "name", None)
-        wanted = _normalize(wanted) if wanted else None
+        wanted = normalize_name(wanted) if wanted else None
         for dist in self._found:
             if wanted is None or dist.normalized == wanted:
                 yield dist

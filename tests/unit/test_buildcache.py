@@ -108,6 +108,12 @@ def test_where_it_is_and_when_it_is_not_used(
     link.symlink_to(tmp_path / "home", target_is_directory=True)
     monkeypatch.setenv("PACKER_BUILD_CACHE", str(link))
     assert default_cache() is None
+    # A private folder in one others can write, without the sticky bit: it could be swapped.
+    inside = shared / "mine"
+    monkeypatch.setenv("PACKER_BUILD_CACHE", str(inside))
+    assert default_cache() is None and inside.is_dir()
+    os.chmod(shared, 0o1777)  # as /tmp is
+    assert default_cache() is not None
 
 
 def test_builds_with_a_cold_a_warm_and_no_cache_give_the_same_bytes(tmp_path: Path) -> None:
