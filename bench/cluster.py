@@ -87,8 +87,9 @@ def run_all(work: Path, args: argparse.Namespace, write: bool) -> None:
     tools = make_venv(work / "tools", "-e", str(REPO), "pyspark")
     venv = make_venv(work / "venv", str(src))
     app = work / "job.pyz"
-    subprocess.run([str(tools.parent / "packer"), "build", str(src), "-o", str(app), "-q"],
-                   check=True, env=bench_env())  # fmt: skip
+    # --compile, as docs/cluster.md advises: executors may start with an empty cache.
+    subprocess.run([str(tools.parent / "packer"), "build", str(src), "-o", str(app),
+                    "--compile", "-q"], check=True, env=bench_env())  # fmt: skip
     driver = work / "driver.py"
     driver.write_text(DRIVER)
     env = bench_env(PACKER_CACHE=str(work / "cache"), SPARK_LOCAL_IP="127.0.0.1")

@@ -260,6 +260,10 @@ class ZipWriter:
         return record + name + extra
 
 
+#: A pack is copied into the archive as one member without zip64 (see add_stream).
+PACK_LIMIT = MAX32
+
+
 class Packs:
     """The members of the given folders of NATIVE_FOLDER, each folder written as one zip of
     its own (a pack), stored in the archive as ``PACKS_FOLDER/<folder>.zip``.
@@ -294,6 +298,13 @@ class Packs:
         for folder, (spool, inner) in sorted(self._open.items()):
             inner.finish(seal=False)
             size = spool.tell()
+            if size >= PACK_LIMIT:
+                from .errors import BuildError
+
+                raise BuildError(
+                    f"{folder.rstrip('/')}: its files take 4 GiB or more packed; packer cannot "
+                    "store a distribution that large"
+                )
             crc = 0
             for chunk in _spooled(spool):
                 crc = zlib.crc32(chunk, crc)

@@ -83,3 +83,22 @@ def test_a_rebuild_is_identical(built: Path, tmp_path: Path) -> None:
     assert again.read_bytes() == built.read_bytes()
     diff = packer_cli("diff", built, again)
     assert diff.returncode == 0, diff.stdout
+
+
+def test_a_pack_too_large_is_one_line_and_writes_nothing(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import packer
+    from packer import zipwriter
+
+    root = built.parent
+    monkeypatch.setattr(zipwriter, "PACK_LIMIT", 100)
+    out = tmp_path / "big.pyz"
+    with pytest.raises(packer.BuildError) as caught:
+        packer.build(root / "src", out, entry="app.cli:main", with_packages=["fastc"],
+                     no_index=True, find_links=[str(root / "wheels")])  # fmt: skip
+    assert str(caught.value) == (
+        "_packer/native/fastc-1.0: its files take 4 GiB or more packed; packer cannot store "
+        "a distribution that large"
+    )
+    assert list(tmp_path.iterdir()) == []
