@@ -248,7 +248,14 @@ def main() -> None:
     try:
         loadgen = work / "loadgen"
         subprocess.run([cc, "-O2", "-o", str(loadgen), str(HERE / "loadgen.c")], check=True)
-        python = str(make_venv(work / "venv", str(REPO / "sample_server"), "uvloop"))
+        # From a copy: building the distribution in place leaves build/ in the checkout.
+        source = work / "sample_server"
+        shutil.copytree(
+            REPO / "sample_server",
+            source,
+            ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"),
+        )
+        python = str(make_venv(work / "venv", str(source), "uvloop"))
         peers = str(HERE / "peers.py")
         # The pid file is relative: each server runs in a folder of its own.
         ours = [python, "-m", "sample_server", "start", "--port", "0", "--pid-file", "s.pid",

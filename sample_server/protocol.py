@@ -8,11 +8,10 @@ import logging
 import socket
 import struct
 import termios
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-__all__ = ["READ_SIZE", "WRITE_HIGH_WATER", "BufferedEchoProtocol", "EchoProtocol", "Stats"]
+__all__ = ["READ_SIZE", "WRITE_HIGH_WATER", "EchoProtocol", "Stats"]
 
 log = logging.getLogger("sample_server")
 
@@ -65,14 +64,14 @@ class Stats:
 IDLE_TICKS = 4
 
 
-class EchoProtocol(asyncio.BaseProtocol):
+class EchoProtocol(asyncio.Protocol):
     """Echo every byte back, in order, with back-pressure from the client's reading.
 
-    A plain protocol (``data_received``), on either loop: the transport reads into ``bytes``
-    of the size read, which are written back as they are. One Python call per read; a write
-    the socket takes only in part keeps those ``bytes``, which nothing else writes into. (Not
-    an ``asyncio.Protocol`` subclass, so that BufferedEchoProtocol, which uvloop must not
-    take for one, can share all the rest.)
+    A plain Protocol, on either loop: the transport reads into ``bytes`` of the size read,
+    which are written back as they are. One Python call per read; a write the socket takes
+    only in part keeps those ``bytes``, which nothing else writes into. (A buffered protocol
+    on uvloop saves a copy per read, which pays at 128 KiB and costs more than it saves at
+    1 and 16 KiB with 100 connections: bench/RESULTS.md, "Reading".)
     """
 
     def __init__(self, stats: Stats, idle_timeout: float, max_connections: int) -> None:
@@ -180,67 +179,14 @@ class EchoProtocol(asyncio.BaseProtocol):
             # Some of what arrived is still to be echoed: look again in a moment.
             asyncio.get_running_loop().call_later(0.01, self._finish_when_read)
             return
-        self._stop_echoing()
+        self.data_received = self._drop  # type: ignore[method-assign]
         # uvloop keeps the protocol's callbacks from when it was set: set it again, so that
         # the replaced one is the one called.
         transport.set_protocol(self)
         transport.write_eof()  # after what is buffered has been sent
 
-    def _stop_echoing(self) -> None:
-        self.data_received = self._drop  # type: ignore[method-assign]
-
-    def _drop(self, data: object) -> None:
+    def _drop(self, data: bytes) -> None:
         pass
-
-
-class BufferedEchoProtocol(EchoProtocol, asyncio.BufferedProtocol):
-    """The echo for uvloop, whose read path asks a buffered protocol for its buffer from C:
-    the transport reads straight into a buffer of ours (the plain protocol gets new ``bytes``
-    every read, copied from the loop's own buffer), and what was read is written back as a
-    view of it. A write the socket takes only in part leaves the transport holding that view,
-    so the buffer is read into again only when the transport holds nothing; otherwise the
-    next read gets a new one.
-
-    On asyncio's own loop the plain protocol is faster: there the two Python calls a read
-    costs (``get_buffer``, ``buffer_updated``) outweigh the copy saved (bench/RESULTS.md).
-    """
-
-    def __init__(self, stats: Stats, idle_timeout: float, max_connections: int) -> None:
-        super().__init__(stats, idle_timeout, max_connections)
-        self._view: memoryview | None = None
-        # The transport's write and get_write_buffer_size, bound once: on the path of every
-        # read. Until a connection is made, nothing is pending and nothing is written.
-        self._write: Callable[[memoryview], object] = _ignore
-        self._pending: Callable[[], int] = int
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if self.transport is not None:
-            self._write = self.transport.write
-            self._pending = self.transport.get_write_buffer_size
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        view = self._view
-        if view is None or self._pending():
-            view = self._view = memoryview(bytearray(READ_SIZE))
-        return view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        view = self._view
-        if view is not None:
-            self._write(view[:nbytes])
-            self.received += nbytes  # the whole bookkeeping of a read
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._write = _ignore
-        super().connection_lost(exc)
-
-    def _stop_echoing(self) -> None:
-        self.buffer_updated = self._drop  # type: ignore[method-assign,assignment]
-
-
-def _ignore(data: memoryview) -> None:
-    pass
 
 
 def _unread(transport: asyncio.BaseTransport) -> int:

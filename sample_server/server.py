@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .protocol import READ_SIZE, BufferedEchoProtocol, EchoProtocol, Stats
+from .protocol import READ_SIZE, EchoProtocol, Stats
 
 __all__ = [
     "MALLOC_MMAP_THRESHOLD",
@@ -142,13 +142,6 @@ def stop_accepting(
         server.close()
 
 
-def protocol_for(kind: str) -> type[EchoProtocol]:
-    """The echo protocol for a loop of *kind*: uvloop reads into a buffered protocol's own
-    buffer from C; asyncio's loop does that in Python, where the plain protocol is faster
-    (see BufferedEchoProtocol)."""
-    return BufferedEchoProtocol if kind == "uvloop" else EchoProtocol
-
-
 def run_worker(sock: socket.socket, settings: Settings, report: int, parent: int) -> None:
     """Serve *sock* until told to stop, reporting on *report*: ``r`` once serving, ``cut N``
     when connections had to be cut at the graceful timeout. Stops at once when *parent* (the
@@ -162,10 +155,8 @@ def run_worker(sock: socket.socket, settings: Settings, report: int, parent: int
     started = time.time()
     stats_file = settings.run_dir / f"worker-{os.getpid()}.json"
 
-    kind_of = protocol_for(kind)
-
     def factory() -> EchoProtocol:
-        return kind_of(stats, settings.idle_timeout, settings.max_connections)
+        return EchoProtocol(stats, settings.idle_timeout, settings.max_connections)
 
     server = loop.run_until_complete(loop.create_server(factory, sock=sock, backlog=1024))
     stopping = asyncio.Event()

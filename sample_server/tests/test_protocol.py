@@ -18,14 +18,8 @@ from typing import Any
 import pytest
 
 import sample_server
-from sample_server.protocol import (
-    READ_SIZE,
-    WRITE_HIGH_WATER,
-    BufferedEchoProtocol,
-    EchoProtocol,
-    Stats,
-)
-from sample_server.server import glibc, new_loop, protocol_for, stop_accepting, uvloop_problem
+from sample_server.protocol import READ_SIZE, WRITE_HIGH_WATER, EchoProtocol, Stats
+from sample_server.server import glibc, new_loop, stop_accepting, uvloop_problem
 
 
 def _kinds() -> list[str]:
@@ -72,7 +66,7 @@ async def _receive(peer: socket.socket, size: int) -> bytes:
 
 
 async def _pair(
-    stats: Stats, idle: float = 0.0, cap: int = 10, kind: type[EchoProtocol] | None = None
+    stats: Stats, idle: float = 0.0, cap: int = 10
 ) -> tuple[socket.socket, EchoProtocol]:
     # A real TCP connection on loopback, as the server sees its clients.
     # Small kernel buffers, so that back-pressure shows after a few kilobytes.
@@ -84,9 +78,7 @@ async def _pair(
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     theirs.setblocking(False)
     loop = asyncio.get_running_loop()
-    # The protocol a worker on this loop uses, unless told otherwise.
-    made = kind or protocol_for("uvloop" if type(loop).__module__.startswith("uvloop") else "")
-    _, protocol = await loop.connect_accepted_socket(lambda: made(stats, idle, cap), ours)
+    _, protocol = await loop.connect_accepted_socket(lambda: EchoProtocol(stats, idle, cap), ours)
     _opened.append((theirs, protocol))
     return theirs, protocol
 
@@ -200,7 +192,7 @@ def test_reading_pauses_while_the_client_does_not_read() -> None:
         # More than the peer can take, each read different: what is queued must stay intact.
         chunks = [bytes([i]) * READ_SIZE for i in range(1, WRITE_HIGH_WATER * 2 // READ_SIZE + 1)]
         for chunk in chunks:
-            _feed(protocol, chunk)
+            protocol.data_received(chunk)
         assert protocol._paused
         assert protocol.transport is not None and not protocol.transport.is_reading()
         # "out" is what went to the kernel: not what the transport still holds.
@@ -212,38 +204,6 @@ def test_reading_pauses_while_the_client_does_not_read() -> None:
         assert await _receive(peer, len(want)) == want
         await asyncio.sleep(0.01)
         assert not protocol._paused and protocol.transport.is_reading()
-
-    _on_every_loop(scenario)
-
-
-def _feed(protocol: EchoProtocol, chunk: bytes) -> None:
-    """Hand *protocol* one read of *chunk*, as its transport would."""
-    if isinstance(protocol, BufferedEchoProtocol):
-        buffer = protocol.get_buffer(-1)
-        buffer[: len(chunk)] = chunk
-        protocol.buffer_updated(len(chunk))
-    else:
-        protocol.data_received(chunk)
-
-
-def test_the_buffered_echo_reuses_its_buffer_only_when_nothing_waits() -> None:
-    async def scenario() -> None:
-        peer, protocol = await _pair(Stats(), kind=BufferedEchoProtocol)
-        assert isinstance(protocol, BufferedEchoProtocol)
-        first = protocol.get_buffer(-1)
-        first[:5] = b"hello"
-        protocol.buffer_updated(5)  # the kernel takes it all: nothing held
-        assert protocol.get_buffer(-1) is first
-        assert await _receive(peer, 5) == b"hello"
-        big = bytes(range(256)) * (READ_SIZE // 256)
-        first[:] = big
-        protocol.buffer_updated(READ_SIZE)  # more than the kernel takes: a view of it is held
-        assert protocol.transport is not None and protocol.transport.get_write_buffer_size()
-        second = protocol.get_buffer(-1)
-        assert second is not first
-        second[:3] = b"new"  # must not change what is still to be sent
-        protocol.buffer_updated(3)
-        assert await _receive(peer, READ_SIZE + 3) == big + b"new"
 
     _on_every_loop(scenario)
 
