@@ -58,11 +58,14 @@ def run(
 
 
 def packer_cli(
-    *args: str | os.PathLike[str], cwd: Path | None = None, **env_extra: str
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    timeout: float = 60,
+    **env_extra: str,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m packer`` from this checkout in a subprocess."""
     env = clean_env(PYTHONPATH=str(REPO), **env_extra)
-    return run([sys.executable, "-m", "packer", *args], cwd=cwd, env=env)
+    return run([sys.executable, "-m", "packer", *args], cwd=cwd, env=env, timeout=timeout)
 
 
 @functools.cache

@@ -140,8 +140,10 @@ def pairs(root: Path) -> dict[str, Pair]:
     found = {}
     for key, program in PROGRAMS.items():
         out = root / f"{key}.pyz"
+        # ansible bundles 23,000 files: 35 s here when the machine is quiet, over a minute
+        # when it is not.
         built = packer_cli("build", "-o", out, "--with", program.spec,
-                           "--console-script", program.script, "-q")  # fmt: skip
+                           "--console-script", program.script, "-q", timeout=300)  # fmt: skip
         assert built.returncode == 0, built.stderr
         found[key] = Pair(out, _venv(root, key, program.spec), program.script, root / "cache")
     own = write_tree(root / "byfile", OWN)
