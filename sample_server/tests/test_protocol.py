@@ -114,6 +114,30 @@ def test_echo_and_counters() -> None:
     _on_every_loop(scenario)
 
 
+def test_after_a_graceful_finish_what_arrives_is_read_not_echoed() -> None:
+    # On uvloop too, which binds the protocol's callbacks when the protocol is set.
+    async def scenario() -> None:
+        stats = Stats()
+        peer, protocol = await _pair(stats)
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(peer, b"before")
+        assert await _receive(peer, 6) == b"before"
+        protocol.finish()
+        assert await asyncio.wait_for(loop.sock_recv(peer, 64), 5) == b""  # half-closed
+        await loop.sock_sendall(peer, b"after the stop")
+        await asyncio.sleep(0.05)
+        assert protocol.transport is not None and not protocol.transport.is_closing()
+        assert protocol.received == 6  # read and dropped: not counted, not echoed
+        peer.shutdown(socket.SHUT_WR)
+        for _ in range(100):
+            if protocol.transport is None:
+                break
+            await asyncio.sleep(0.01)
+        assert protocol.transport is None  # closed once the client closed: no reset
+
+    _on_every_loop(scenario)
+
+
 def test_a_connection_counts_from_its_accept_until_it_ends() -> None:
     # A retiring worker exits once its stats are settled: a connection accepted but not yet
     # made (asyncio makes it in a task) must already count, or it would be reset.
