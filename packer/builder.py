@@ -206,8 +206,9 @@ def _write(
         jobs, more = _bytecode_for_targets(jobs, targets, Path(work.name), options.jobs)
         warnings += more
     planned = planned_names(jobs)
-    check_entry_count(len(planned) + len(folder_entries(planned)), plan.clauses, out)
     packs = Packs((d.prefix for d in plan.runtime.native), epoch)
+    # Before the work, from the names: the same count as the written archive's, checked again.
+    check_entry_count(packs.records(planned) + len(folder_entries(planned)), plan.clauses, out)
     with work, contextlib.closing(packs), atomic_output(out, new_file_mode(with_shebang)) as fp:
         writer = ZipWriter(fp, prefix, epoch)
         entries: dict[str, tuple[str, int]] = {}

@@ -278,11 +278,21 @@ class Packs:
         self._epoch = epoch
         self._open: dict[str, tuple[IO[bytes], ZipWriter]] = {}
 
+    def folder(self, name: str) -> str | None:
+        """The folder whose pack *name* goes into, if any."""
+        if not name.startswith(NATIVE_FOLDER + "/"):
+            return None
+        return next((f for f in reversed(self._folders) if name.startswith(f)), None)
+
+    def records(self, names: Iterable[str]) -> int:
+        """How many zip records members of these names take: one per name in no pack, one
+        per pack."""
+        folders = [self.folder(name) for name in names]
+        return folders.count(None) + len(set(folders) - {None})
+
     def take(self, member: Member) -> bool:
         """Add *member* to its pack; False when it is in none (the archive writes it)."""
-        if not member.name.startswith(NATIVE_FOLDER + "/"):
-            return False
-        folder = next((f for f in reversed(self._folders) if member.name.startswith(f)), None)
+        folder = self.folder(member.name)
         if folder is None:
             return False
         pack = self._open.get(folder)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import random
 import select
 import socket
 import subprocess
@@ -18,7 +20,14 @@ from typing import Any
 import pytest
 
 import sample_server
-from sample_server.protocol import READ_SIZE, WRITE_HIGH_WATER, EchoProtocol, Stats
+from sample_server.protocol import (
+    LARGE_READ,
+    READ_SIZE,
+    SMALL_READS,
+    WRITE_HIGH_WATER,
+    EchoProtocol,
+    Stats,
+)
 from sample_server.server import glibc, new_loop, stop_accepting, uvloop_problem
 
 
@@ -66,16 +75,18 @@ async def _receive(peer: socket.socket, size: int) -> bytes:
 
 
 async def _pair(
-    stats: Stats, idle: float = 0.0, cap: int = 10
+    stats: Stats, idle: float = 0.0, cap: int = 10, small: bool = True
 ) -> tuple[socket.socket, EchoProtocol]:
-    # A real TCP connection on loopback, as the server sees its clients.
-    # Small kernel buffers, so that back-pressure shows after a few kilobytes.
+    # A real TCP connection on loopback, as the server sees its clients. *small*: small
+    # kernel buffers, so that back-pressure shows after a few kilobytes.
     with socket.create_server(("127.0.0.1", 0)) as listener:
         theirs = socket.socket()
-        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if small:
+            theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         theirs.connect(listener.getsockname())
         ours, _ = listener.accept()
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        if small:
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     theirs.setblocking(False)
     loop = asyncio.get_running_loop()
     _, protocol = await loop.connect_accepted_socket(lambda: EchoProtocol(stats, idle, cap), ours)
@@ -114,28 +125,94 @@ def test_echo_and_counters() -> None:
     _on_every_loop(scenario)
 
 
-def test_after_a_graceful_finish_what_arrives_is_read_not_echoed() -> None:
-    # On uvloop too, which binds the protocol's callbacks when the protocol is set.
+def _payload(size: int, seed: int = 0) -> bytes:
+    """*size* bytes that differ from read to read: a buffer read into again too early, or
+    pieces echoed out of order, show."""
+    return random.Random(seed).randbytes(size)
+
+
+def test_large_reads_go_into_a_buffer_and_back() -> None:
     async def scenario() -> None:
         stats = Stats()
-        peer, protocol = await _pair(stats)
+        peer, protocol = await _pair(stats, small=False)
+        transport = protocol.transport
+        assert transport is not None
         loop = asyncio.get_running_loop()
-        await loop.sock_sendall(peer, b"before")
-        assert await _receive(peer, 6) == b"before"
-        protocol.finish()
-        assert await asyncio.wait_for(loop.sock_recv(peer, 64), 5) == b""  # half-closed
-        await loop.sock_sendall(peer, b"after the stop")
-        await asyncio.sleep(0.05)
-        assert protocol.transport is not None and not protocol.transport.is_closing()
-        assert protocol.received == 6  # read and dropped: not counted, not echoed
+        sent = 0
+        for seed in range(3):
+            big = _payload(4 * LARGE_READ, seed)
+            await loop.sock_sendall(peer, big)
+            assert await _receive(peer, len(big)) == big
+            sent += len(big)
+            assert transport.get_protocol() is not protocol  # reading into its buffer
+            assert stats.traffic() == (sent, sent) and protocol.received == sent
+            for i in range(SMALL_READS):  # each read and echoed before the next is sent
+                small = _payload(1024, 100 + i)
+                await loop.sock_sendall(peer, small)
+                assert await _receive(peer, len(small)) == small
+                sent += len(small)
+            assert transport.get_protocol() is protocol  # plain reads again
+            assert stats.traffic() == (sent, sent)
         peer.shutdown(socket.SHUT_WR)
-        for _ in range(100):
-            if protocol.transport is None:
-                break
-            await asyncio.sleep(0.01)
-        assert protocol.transport is None  # closed once the client closed: no reset
+        assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b""
+        await asyncio.sleep(0)
+        assert protocol.transport is None and stats.traffic() == (sent, sent)
 
     _on_every_loop(scenario)
+
+
+def test_a_client_that_does_not_keep_up_gets_every_byte_of_large_reads() -> None:
+    # The transport holds views of the buffer it was given: a buffer read into again while it
+    # does would change what is still to be sent. And such a client moves the connection
+    # back to plain reads.
+    async def scenario() -> None:
+        stats = Stats()
+        peer, _ = await _pair(stats)
+        loop = asyncio.get_running_loop()
+        want = _payload(6 * READ_SIZE)
+
+        async def send() -> None:
+            view = memoryview(want)
+            for at in range(0, len(want), READ_SIZE):
+                await loop.sock_sendall(peer, view[at : at + READ_SIZE])
+
+        sending = asyncio.ensure_future(send())
+        got = await _receive(peer, len(want))
+        await sending
+        assert got == want
+        assert stats.traffic() == (len(want), len(want))
+
+    _on_every_loop(scenario)
+
+
+def test_after_a_graceful_finish_what_arrives_is_read_not_echoed() -> None:
+    # On uvloop too, which binds the protocol's callbacks when the protocol is set; and from
+    # reads into a buffer as from plain ones.
+    for before in (b"before", _payload(2 * LARGE_READ)):
+        _on_every_loop(functools.partial(_finish_after, before))
+
+
+async def _finish_after(before: bytes) -> None:
+    stats = Stats()
+    peer, protocol = await _pair(stats, small=False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(peer, before)
+    assert await _receive(peer, len(before)) == before
+    assert protocol.transport is not None
+    large = protocol.transport.get_protocol() is not protocol
+    assert large == (len(before) >= LARGE_READ)
+    protocol.finish()
+    assert await asyncio.wait_for(loop.sock_recv(peer, 64), 5) == b""  # half-closed
+    await loop.sock_sendall(peer, b"after the stop")
+    await asyncio.sleep(0.05)
+    assert protocol.transport is not None and not protocol.transport.is_closing()
+    assert protocol.received == len(before)  # read and dropped: not counted, not echoed
+    peer.shutdown(socket.SHUT_WR)
+    for _ in range(100):
+        if protocol.transport is None:
+            break
+        await asyncio.sleep(0.01)
+    assert protocol.transport is None  # closed once the client closed: no reset
 
 
 def test_a_connection_counts_from_its_accept_until_it_ends() -> None:

@@ -17,6 +17,7 @@ from packer._runtime.errors import ArchiveError
 from packer._runtime.extraction import extract
 from packer._runtime.format import open_archive
 from packer._runtime.inspection import info, verify
+from packer.zipwriter import Packs
 
 FOLDER = "_packer/native/fast-1.0"
 INNER = {
@@ -145,3 +146,18 @@ def test_overlapping_records_inside_a_pack_are_refused(tmp_path: Path) -> None:
     cd = first.central(0) + second.central(0)
     inner = body + cd + end_record(2, len(cd), len(body), 0)
     assert "pack '_packer/packs/fast-1.0.zip'" in _refused(packed_archive(tmp_path, inner))
+
+
+def test_the_build_counts_a_pack_as_one_record() -> None:
+    # The entry-count limit (65,535 where zipimport reads no zip64) is checked on the names
+    # before the work: a native folder of many files takes one record, not one per file.
+    packs = Packs(["_packer/native/a-1", "_packer/native/b-2/"], 0)
+    names = ["app/__init__.py", "_packer/native/c-3/x.so"]
+    names += [f"_packer/native/a-1/m{i}.py" for i in range(70_000)]
+    names += ["_packer/native/b-2/y.so"]
+    try:
+        assert packs.records(names) == 2 + 2
+        assert packs.folder("_packer/native/a-1/m1.py") == "_packer/native/a-1/"
+        assert packs.folder("_packer/native/a-10/m1.py") is None
+    finally:
+        packs.close()
