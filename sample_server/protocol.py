@@ -11,7 +11,7 @@ import termios
 from dataclasses import dataclass, field
 from typing import cast
 
-__all__ = ["LARGE_READ", "READ_SIZE", "SMALL_READS", "WRITE_HIGH_WATER", "EchoProtocol", "Stats"]
+__all__ = ["READ_SIZE", "WRITE_HIGH_WATER", "EchoProtocol", "Stats"]
 
 log = logging.getLogger("sample_server")
 
@@ -22,12 +22,6 @@ WRITE_HIGH_WATER = 256 * 1024
 #: The most either loop's transport reads from a connection at once (asyncio's ``max_size``;
 #: uvloop reads into a buffer of about this size).
 READ_SIZE = 256 * 1024
-#: A read of at least this much moves a connection to reads into a buffer of its own
-#: (``_LargeReads``); SMALL_READS reads in a row under it move it back. Loopback segments are
-#: up to 64 KiB, so a client that sends 128 KiB at a time is read in pieces of about that; one
-#: that sends 16 KiB at a time never reaches it.
-LARGE_READ = 32 * 1024
-SMALL_READS = 8
 
 
 @dataclass
@@ -75,12 +69,9 @@ class EchoProtocol(asyncio.Protocol):
 
     A plain Protocol, on either loop: the transport reads into ``bytes`` of the size read,
     which are written back as they are. One Python call per read; a write the socket takes
-    only in part keeps those ``bytes``, which nothing else writes into.
-
-    While reads are large, the connection reads into a buffer of its own instead
-    (``_LargeReads``, a buffered protocol set on the transport): that saves a new object and a
-    copy of every read, which pays at 128 KiB and costs more than it saves at 1 and 16 KiB
-    (two Python calls a read instead of one: bench/RESULTS.md, "Reading").
+    only in part keeps those ``bytes``, which nothing else writes into. (A buffered protocol
+    on uvloop saves a copy per read, which pays at 128 KiB and costs more than it saves at
+    1 and 16 KiB with 100 connections: bench/RESULTS.md, "Reading".)
     """
 
     def __init__(self, stats: Stats, idle_timeout: float, max_connections: int) -> None:
@@ -120,23 +111,7 @@ class EchoProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is not None:
             transport.write(data)
-            size = len(data)
-            self.received += size  # the whole bookkeeping of a read
-            if size >= LARGE_READ:
-                self._read_with(_LargeReads(self))
-
-    def _read_with(self, protocol: asyncio.BaseProtocol) -> None:
-        """Give the transport *protocol* for what it reads from now on (this one, or the
-        buffered one that reports to it)."""
-        transport = self.transport
-        if transport is None:
-            return
-        transport.set_protocol(protocol)
-        if not self._paused:
-            # uvloop picks its read callbacks (plain or buffered) when reading starts.
-            # Paused, resume_writing starts it again.
-            transport.pause_reading()
-            transport.resume_reading()
+            self.received += len(data)  # the whole bookkeeping of a read
 
     def eof_received(self) -> bool:
         # Half-close: the client is done sending. Closing flushes what is still buffered.
@@ -206,66 +181,12 @@ class EchoProtocol(asyncio.Protocol):
             return
         self.data_received = self._drop  # type: ignore[method-assign]
         # uvloop keeps the protocol's callbacks from when it was set: set it again, so that
-        # the replaced one is the one called (and reads stop going to _LargeReads).
-        self._read_with(self)
+        # the replaced one is the one called.
+        transport.set_protocol(self)
         transport.write_eof()  # after what is buffered has been sent
 
     def _drop(self, data: bytes) -> None:
         pass
-
-
-class _LargeReads(asyncio.BufferedProtocol):
-    """An EchoProtocol's reads while they are large: the transport reads into this buffer
-    (from C, on uvloop), and what it read is written back as a view of it. Everything else
-    is the EchoProtocol's, which the connection goes back to once reads are small again.
-
-    A write the socket does not take at once leaves the transport holding that view, so the
-    buffer is not read into again while the transport holds anything: the next read gets a
-    new buffer, and the connection goes back to plain reads, so that a client that does not
-    keep up pins at most two buffers.
-    """
-
-    __slots__ = ("_back", "_small", "_view", "echo")
-
-    def __init__(self, echo: EchoProtocol) -> None:
-        self.echo = echo
-        self._view = memoryview(bytearray(READ_SIZE))
-        self._small = 0  # reads in a row under LARGE_READ
-        self._back = False
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        transport = self.echo.transport
-        if transport is not None and transport.get_write_buffer_size():
-            self._view = memoryview(bytearray(READ_SIZE))
-            self._back = True
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        echo = self.echo
-        transport = echo.transport
-        if transport is None:
-            return
-        transport.write(self._view[:nbytes])
-        echo.received += nbytes
-        if nbytes >= LARGE_READ:
-            self._small = 0
-        else:
-            self._small += 1
-            self._back = self._back or self._small >= SMALL_READS
-        if self._back:
-            echo._read_with(echo)
-
-    def eof_received(self) -> bool:
-        return self.echo.eof_received()
-
-    def pause_writing(self) -> None:
-        self.echo.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.echo.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.echo.connection_lost(exc)
 
 
 def _unread(transport: asyncio.BaseTransport) -> int:
