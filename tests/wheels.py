@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
+
+from helpers import packer_cli, write_tree
+
+#: A wheel to make: name, version, files, entry_points.txt ("" for none).
+Spec = tuple[str, str, dict[str, str], str]
 
 
 def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], *,
@@ -50,3 +57,26 @@ GREET_FILES = {
 GREET_ENTRY_POINTS = (
     "[console_scripts]\ngreet-tool = greet.cli:main\n\n[greet.plugins]\nloud = greet:hello\n"
 )
+
+
+#: A distribution with native code, as the build tells it: an extension module's file name.
+FASTC: Spec = ("fastc", "1.0", {"fastc/__init__.py": "", "fastc/_speed.so": "x"}, "")
+
+
+def build_offline(root: Path, app: dict[str, str], wheels: Iterable[Spec],
+                  *options: str | os.PathLike[str], out: str = "app.pyz") -> Path:  # fmt: skip
+    """Build ``root/out`` from the tree *app* (written to ``root/src``), bundling each of
+    *wheels* (made in ``root/wheels``, found there with no index); *options* go to
+    ``packer build`` too. The build must succeed."""
+    folder = root / "wheels"
+    folder.mkdir(exist_ok=True)
+    bundled: list[str | os.PathLike[str]] = []
+    for name, version, files, entry_points in wheels:
+        make_wheel(folder, name, version, files, entry_points=entry_points)
+        bundled += ["--with", name]
+    src = write_tree(root / "src", app)
+    target = root / out
+    proc = packer_cli("build", src, "-o", target, *options, *bundled, "--no-index",
+                      "--find-links", folder, "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return target

@@ -8,9 +8,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, packer_cli, write_tree
+from helpers import clean_env, packer_cli
 from rawzip import Raw, archive
-from wheels import GREET_ENTRY_POINTS, GREET_FILES, make_wheel
+from wheels import FASTC, GREET_ENTRY_POINTS, GREET_FILES, build_offline
 
 APP = {
     "app/__init__.py": "",
@@ -21,19 +21,10 @@ APP = {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("export")
-    wheels = root / "wheels"
-    wheels.mkdir()
-    make_wheel(wheels, "greet", "1.0", GREET_FILES, entry_points=GREET_ENTRY_POINTS)
-    make_wheel(wheels, "fastc", "1.0", {"fastc/__init__.py": "", "fastc/_speed.so": "x"})
-    make_wheel(wheels, "fastd", "2.0", {"fastd/__init__.py": "", "fastd/_d.so": "x"})
-    src = write_tree(root / "src", APP)
-    out = root / "app.pyz"
-    proc = packer_cli("build", src, "-o", out, "-m", "app.cli:main", "--with", "greet",
-                      "--with", "fastc", "--with", "fastd", "--no-index", "--find-links",
-                      wheels, "-q")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return out
+    greet = ("greet", "1.0", GREET_FILES, GREET_ENTRY_POINTS)
+    fastd = ("fastd", "2.0", {"fastd/__init__.py": "", "fastd/_d.so": "x"}, "")
+    return build_offline(tmp_path_factory.mktemp("export"), APP, [greet, FASTC, fastd], "-m",
+                         "app.cli:main")  # fmt: skip
 
 
 def test_native_code_is_refused_in_one_line_naming_each(built: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import clean_env, packer_cli, run, write_tree
-from wheels import GREET_FILES, make_wheel
+from wheels import GREET_FILES, build_offline
 
 APP = {
     "tool/__init__.py": "",
@@ -22,18 +22,13 @@ APP = {
 }
 
 
+GREET = ("greet", "1.0", GREET_FILES, "")
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("interpreter")
-    wheels = root / "wheels"
-    wheels.mkdir()
-    make_wheel(wheels, "greet", "1.0", GREET_FILES)
-    src = write_tree(root / "src", APP)
-    out = root / "app.pyz"
-    proc = packer_cli("build", src, "-o", out, "-m", "tool.cli:main", "--with", "greet",
-                      "--no-index", "--find-links", wheels, "-q")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return out
+    return build_offline(root, APP, [GREET], "-m", "tool.cli:main")
 
 
 def interpret(app: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess:
@@ -138,14 +133,8 @@ def test_without_the_variable_the_application_runs(app: Path) -> None:
 
 
 def test_an_archive_built_as_an_interpreter_needs_no_variable(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    make_wheel(wheels, "greet", "1.0", GREET_FILES)
-    src = write_tree(tmp_path / "src", APP)
-    out = tmp_path / "env.pyz"
-    proc = packer_cli("build", src, "-o", out, "--interpreter", "--with", "greet",
-                      "--no-index", "--find-links", wheels, "-q")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    out = build_offline(tmp_path, APP, [GREET], "--interpreter", out="env.pyz")
+    src = tmp_path / "src"
     ran = run([out, "-m", "tool.echo", "x"], env=clean_env())
     assert (ran.returncode, ran.stdout) == (0, "echo ['x']\n"), ran.stderr
     ran = subprocess.run([str(out)], input="import greet; print(greet.hello())\n", text=True,

@@ -204,16 +204,10 @@ def test_importlib_metadata_sees_the_bundle_on_every_python(
     host: dict[str, Path], tmp_path: Path
 ) -> None:
     from helpers import other_interpreters
-    from wheels import GREET_ENTRY_POINTS
+    from wheels import GREET_ENTRY_POINTS, build_offline
 
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    make_wheel(wheels, "greet", "1.0", GREET_FILES, entry_points=GREET_ENTRY_POINTS)
-    src = write_tree(tmp_path / "src", PROBE)
-    app = tmp_path / "meta.pyz"
-    proc = packer_cli("build", src, "-o", app, "-m", "probe.main:main", "--with", "greet",
-                      "--no-index", "--find-links", wheels, "-q")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    greet = ("greet", "1.0", GREET_FILES, GREET_ENTRY_POINTS)
+    app = build_offline(tmp_path, PROBE, [greet], "-m", "probe.main:main", out="meta.pyz")
     pythons = [sys.executable, *(python for python, _ in other_interpreters())]
     for python in pythons:
         ran = run([python, app, "-c", METADATA], env=clean_env(PACKER_INTERPRETER="1"))

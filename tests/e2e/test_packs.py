@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, packer_cli, run, write_tree
-from wheels import GREET_FILES, make_wheel
+from helpers import clean_env, packer_cli, run
+from wheels import FASTC, GREET_FILES, build_offline
 
 APP = {
     "app/__init__.py": "",
@@ -19,18 +19,9 @@ APP = {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("packs")
-    wheels = root / "wheels"
-    wheels.mkdir()
-    make_wheel(wheels, "greet", "1.0", GREET_FILES)
-    make_wheel(wheels, "fastc", "1.0", {"fastc/__init__.py": "", "fastc/_speed.so": "x"})
-    src = write_tree(root / "src", APP)
-    out = root / "app.pyz"
-    proc = packer_cli("build", src, "-o", out, "-m", "app.cli:main", "--with", "greet",
-                      "--with", "fastc", "--extract", "greet", "--no-index", "--find-links",
-                      wheels, "-q")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return out
+    greet = ("greet", "1.0", GREET_FILES, "")
+    return build_offline(tmp_path_factory.mktemp("packs"), APP, [greet, FASTC], "-m",
+                         "app.cli:main", "--extract", "greet")  # fmt: skip
 
 
 def test_each_extracted_distribution_is_one_zip_record(built: Path) -> None:
