@@ -16,7 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import Protocol
 
 from ._runtime.format import (
     CENTRAL,
@@ -142,6 +142,12 @@ def dos_datetime(epoch: int) -> tuple[int, int]:
     )
 
 
+class Sink(Protocol):
+    """Where a ZipWriter writes: it only appends."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 class ZipWriter:
     """Writes a prefix (the shebang line) and members to *fp*, hashing everything it writes.
 
@@ -150,7 +156,7 @@ class ZipWriter:
     never its payload, so memory does not grow with the archive.
     """
 
-    def __init__(self, fp: IO[bytes], prefix: bytes, epoch: int) -> None:
+    def __init__(self, fp: Sink, prefix: bytes, epoch: int) -> None:
         self._fp = fp
         self._hash = hashlib.sha256()
         self._offset = 0
@@ -276,7 +282,7 @@ class Packs:
     def __init__(self, folders: Iterable[str], epoch: int) -> None:
         self._folders = sorted({f if f.endswith("/") else f + "/" for f in folders}, key=len)
         self._epoch = epoch
-        self._open: dict[str, tuple[IO[bytes], ZipWriter]] = {}
+        self._open: dict[str, tuple[_Spool, ZipWriter]] = {}
 
     def folder(self, name: str) -> str | None:
         """The folder whose pack *name* goes into, if any."""
@@ -297,8 +303,7 @@ class Packs:
             return False
         pack = self._open.get(folder)
         if pack is None:
-            # Closed by finish() or close(): it outlives this call.
-            spool = tempfile.TemporaryFile(prefix="packer-pack-")  # noqa: SIM115
+            spool = _Spool()
             pack = self._open[folder] = (spool, ZipWriter(spool, b"", self._epoch))
         pack[1].add(dataclasses.replace(member, name=member.name[len(folder) :]))
         return True
@@ -307,7 +312,7 @@ class Packs:
         """Write every pack into *writer*, as a stored member."""
         for folder, (spool, inner) in sorted(self._open.items()):
             inner.finish(seal=False)
-            size = spool.tell()
+            size = spool.size
             if size >= PACK_LIMIT:
                 from .errors import BuildError
 
@@ -315,12 +320,9 @@ class Packs:
                     f"{folder.rstrip('/')}: its files take 4 GiB or more packed; packer cannot "
                     "store a distribution that large"
                 )
-            crc = 0
-            for chunk in _spooled(spool):
-                crc = zlib.crc32(chunk, crc)
             name = f"{PACKS_FOLDER}/{folder[len(NATIVE_FOLDER) + 1 : -1]}.zip"
-            member = Member(name, b"", STORED, crc, size, "", FILE_MODE, stream_size=size)
-            writer.add_stream(member, _spooled(spool))
+            member = Member(name, b"", STORED, spool.crc, size, "", FILE_MODE, stream_size=size)
+            writer.add_stream(member, spool.chunks())
             spool.close()
         self._open.clear()
 
@@ -330,7 +332,25 @@ class Packs:
         self._open.clear()
 
 
-def _spooled(spool: IO[bytes]) -> Iterator[bytes]:
-    spool.seek(0)
-    while chunk := spool.read(1 << 20):
-        yield chunk
+class _Spool:
+    """A pack being written: a temporary file (so memory does not grow with the pack) and the
+    CRC-32 and size of what went into it, which its member's header needs."""
+
+    def __init__(self) -> None:
+        # Closed by Packs.finish() or Packs.close(): it outlives the call that opens it.
+        self._file = tempfile.TemporaryFile(prefix="packer-pack-")  # noqa: SIM115
+        self.crc = 0
+        self.size = 0
+
+    def write(self, data: bytes, /) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def chunks(self) -> Iterator[bytes]:
+        self._file.seek(0)
+        while chunk := self._file.read(1 << 20):
+            yield chunk
+
+    def close(self) -> None:
+        self._file.close()
