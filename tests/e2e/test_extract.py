@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import clean_env, packer_cli, run, write_tree
-from wheels import GREET_FILES, make_wheel
+from wheels import FASTC, GREET_FILES, make_wheel
 
 BYPATH = {
     "bypath/__init__.py": (
@@ -38,7 +38,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     house = tmp_path_factory.mktemp("wheels")
     make_wheel(house, "bypath", "2.0", BYPATH)
     make_wheel(house, "greet", "1.0", GREET_FILES)
-    make_wheel(house, "fastc", "1.0", {"fastc/__init__.py": "", "fastc/_speed.so": "x"})
+    make_wheel(house, *FASTC[:3])
     return house
 
 
